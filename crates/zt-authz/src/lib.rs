@@ -1,0 +1,32 @@
+//! Per-method authorization with gRPC's own policy format (gRFC A43), evaluated without I/O.
+//!
+//! A policy is JSON written for grpc-go's `authz` package and loads here unchanged:
+//!
+//! ```json
+//! { "name": "ledger",
+//!   "deny_rules":  [ ... ],
+//!   "allow_rules": [ { "name": "payments-all",
+//!                      "source":  { "principals": ["spiffe://zt.example/ns/prod/sa/payments"] },
+//!                      "request": { "paths": ["/ledger.v1.Ledger/*"] } } ] }
+//! ```
+//!
+//! Semantics (A43): deny rules first, any match denies; then allow rules, any match allows;
+//! anything else is denied. Within a rule `source` and `request` must both match; entries of
+//! `principals`, `paths` and header `values` are alternatives; `headers` entries must all match.
+//! Patterns are exact, `prefix*`, `*suffix` or `*` (one or more characters).
+//!
+//! One deliberate difference: a principal pattern that starts with `spiffe://` is matched as a
+//! SPIFFE ID, not as a raw string. Its trust domain must be equal and `*` stands only for whole
+//! trailing path segments, so `spiffe://zt.example/ns/*` can never match
+//! `spiffe://zt.example.evil/...`, and only the peer's validated SPIFFE ID (never a DNS name or
+//! subject) can match it. Raw A43 prefix matching would allow both.
+//!
+//! [`Policy::from_json`] compiles once; [`Policy::evaluate`] is the per-request hot path and
+//! allocates nothing.
+
+mod error;
+mod matcher;
+mod policy;
+
+pub use error::PolicyError;
+pub use policy::{AuditCondition, Decision, Policy, Request};

@@ -1,0 +1,170 @@
+//! Compiled string patterns: A43's four forms, plus SPIFFE-aware principal patterns.
+
+use zt_identity::{SpiffeId, TrustDomain};
+
+/// One of A43's string patterns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StringMatch {
+    /// `value`: equal.
+    Exact(Box<str>),
+    /// `value*`: starts with.
+    Prefix(Box<str>),
+    /// `*value`: ends with.
+    Suffix(Box<str>),
+    /// `*`: any non-empty value (grpc-go translates it to the regex `.+`).
+    Present,
+}
+
+impl StringMatch {
+    /// Compiles a pattern exactly as grpc-go's translator reads it.
+    pub(crate) fn new(pattern: &str) -> Self {
+        if pattern == "*" {
+            Self::Present
+        } else if let Some(prefix) = pattern.strip_suffix('*') {
+            Self::Prefix(prefix.into())
+        } else if let Some(suffix) = pattern.strip_prefix('*') {
+            Self::Suffix(suffix.into())
+        } else {
+            Self::Exact(pattern.into())
+        }
+    }
+
+    pub(crate) fn matches(&self, value: &str) -> bool {
+        match self {
+            Self::Exact(exact) => value == &**exact,
+            Self::Prefix(prefix) => value.starts_with(&**prefix),
+            Self::Suffix(suffix) => value.ends_with(&**suffix),
+            Self::Present => !value.is_empty(),
+        }
+    }
+}
+
+/// A `spiffe://` principal pattern, matched on the parsed ID rather than on its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SpiffeMatch {
+    /// `spiffe://td/a/b`: this ID only.
+    Exact(SpiffeId),
+    /// `spiffe://td/a/*`: any ID in `td` whose path has the segments `a` and at least one more.
+    /// `spiffe://td/*` has no fixed segments: any workload of the trust domain.
+    Under {
+        trust_domain: TrustDomain,
+        segments: Box<[Box<str>]>,
+    },
+}
+
+impl SpiffeMatch {
+    /// Compiles a pattern that starts with `spiffe://`.
+    pub(crate) fn new(pattern: &str) -> Result<Self, String> {
+        if !pattern.contains('*') {
+            return SpiffeId::new(pattern)
+                .map(Self::Exact)
+                .map_err(|e| format!("not a valid SPIFFE ID: {e}"));
+        }
+        let Some(base) = pattern.strip_suffix("/*") else {
+            return Err(
+                "in a spiffe:// pattern '*' may only stand for whole trailing segments, \
+                        as in spiffe://td/ns/* (a raw prefix could cross a trust-domain boundary)"
+                    .into(),
+            );
+        };
+        if base.contains('*') {
+            return Err("only one '*' is allowed, as the last segment".into());
+        }
+        let rest = &base["spiffe://".len()..];
+        let (domain, path) = rest.find('/').map_or((rest, ""), |at| rest.split_at(at));
+        let trust_domain =
+            TrustDomain::new(domain).map_err(|e| format!("invalid trust domain: {e}"))?;
+        let segments = if path.is_empty() {
+            Box::default()
+        } else {
+            // Validate the fixed part with the ID parser, so it obeys the same syntax rules.
+            let fixed = SpiffeId::new(base).map_err(|e| format!("invalid path: {e}"))?;
+            fixed.segments().map(Box::from).collect()
+        };
+        Ok(Self::Under {
+            trust_domain,
+            segments,
+        })
+    }
+
+    pub(crate) fn matches(&self, id: &SpiffeId) -> bool {
+        match self {
+            Self::Exact(exact) => exact == id,
+            Self::Under {
+                trust_domain,
+                segments,
+            } => {
+                if !id.is_member_of(trust_domain) {
+                    return false;
+                }
+                let mut actual = id.segments();
+                segments.iter().all(|fixed| actual.next() == Some(&**fixed))
+                    && actual.next().is_some()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> SpiffeId {
+        SpiffeId::new(s).unwrap()
+    }
+
+    #[test]
+    fn string_patterns_follow_a43() {
+        let table = [
+            ("abc", "abc", true),
+            ("abc", "abcd", false),
+            ("ab*", "abcd", true),
+            ("ab*", "xab", false),
+            ("*cd", "abcd", true),
+            ("*cd", "cdx", false),
+            ("*", "x", true),
+            ("*", "", false),
+            ("", "", true),
+        ];
+        for (pattern, value, want) in table {
+            assert_eq!(
+                StringMatch::new(pattern).matches(value),
+                want,
+                "{pattern} vs {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn spiffe_patterns_respect_trust_domain_and_segments() {
+        let under_ns = SpiffeMatch::new("spiffe://td/ns/*").unwrap();
+        assert!(under_ns.matches(&id("spiffe://td/ns/a")));
+        assert!(under_ns.matches(&id("spiffe://td/ns/a/b")));
+        assert!(!under_ns.matches(&id("spiffe://td.evil/ns/a")));
+        assert!(!under_ns.matches(&id("spiffe://td/nsx/a")));
+        assert!(!under_ns.matches(&id("spiffe://td/ns")));
+
+        let whole_domain = SpiffeMatch::new("spiffe://td/*").unwrap();
+        assert!(whole_domain.matches(&id("spiffe://td/x")));
+        assert!(!whole_domain.matches(&id("spiffe://tdx/x")));
+
+        let exact = SpiffeMatch::new("spiffe://td/ns/a").unwrap();
+        assert!(exact.matches(&id("spiffe://td/ns/a")));
+        assert!(!exact.matches(&id("spiffe://td/ns/a/b")));
+    }
+
+    #[test]
+    fn ambiguous_spiffe_patterns_are_refused() {
+        for bad in [
+            "spiffe://td*",
+            "spiffe://td/ns/pay*",
+            "spiffe://td/*/a/*",
+            "spiffe://TD/ns/*",
+            "spiffe://td/a/../*",
+            "spiffe://td",
+            "spiffe://td/a?b",
+        ] {
+            assert!(SpiffeMatch::new(bad).is_err(), "{bad} should be refused");
+        }
+    }
+}

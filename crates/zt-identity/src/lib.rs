@@ -1,0 +1,22 @@
+//! Who is on the other end of a connection, derived only from a certificate chain that TLS has
+//! already verified.
+//!
+//! - [`SpiffeId`] and [`TrustDomain`]: the SPIFFE ID syntax rules, enforced at parse time so an
+//!   invalid ID cannot exist as a value.
+//! - [`inspect_leaf`]: reads a leaf certificate and lists every way it breaks the X509-SVID
+//!   profile (used by the CA tool's `inspect` and by validation alike, so both agree).
+//! - [`PeerIdentity`]: the identity of an authenticated peer, built by [`TrustedDomains::identify`]
+//!   from a verified chain, once per connection, and handed to authorization and handlers.
+//!
+//! Nothing here does I/O or verifies signatures: chain building and signature checks belong to
+//! rustls-webpki, which does not look at URI SANs. This crate adds exactly what webpki leaves out.
+
+mod error;
+mod peer;
+mod spiffe_id;
+mod svid;
+
+pub use error::{IdentityError, SpiffeIdError, SvidViolation};
+pub use peer::{PeerIdentity, TrustedDomains};
+pub use spiffe_id::{MAX_SPIFFE_ID_LEN, SpiffeId, TrustDomain};
+pub use svid::{LeafReport, inspect_leaf};

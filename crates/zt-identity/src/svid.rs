@@ -1,0 +1,184 @@
+//! Reading a leaf certificate against the X509-SVID profile.
+//!
+//! [`inspect_leaf`] never stops at the first problem: it reports every violation, so the CA tool
+//! can explain a bad certificate completely, while validation ([`crate::TrustedDomains`]) refuses
+//! on any of them. Both use this one function, so they cannot disagree.
+
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::FromDer;
+
+use crate::error::{IdentityError, SvidViolation};
+use crate::spiffe_id::SpiffeId;
+
+/// What a leaf certificate says about itself, and how it breaks the X509-SVID profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeafReport {
+    /// The SPIFFE ID, when there is exactly one URI SAN and it is a valid SPIFFE ID.
+    pub spiffe_id: Option<SpiffeId>,
+    /// Every URI SAN, as written.
+    pub uri_sans: Vec<String>,
+    /// Every DNS SAN, as written.
+    pub dns_sans: Vec<String>,
+    /// The subject distinguished name, RFC 4514 style (`CN=ledger, O=zt`).
+    pub subject: String,
+    /// The issuer distinguished name.
+    pub issuer: String,
+    /// The serial number in lowercase hex.
+    pub serial: String,
+    /// Start of validity, seconds since the Unix epoch.
+    pub not_before: i64,
+    /// End of validity, seconds since the Unix epoch.
+    pub not_after: i64,
+    /// Whether BasicConstraints says `cA=true`.
+    pub is_ca: bool,
+    /// KeyUsage bits that are set, by name (`digitalSignature`, ...).
+    pub key_usages: Vec<&'static str>,
+    /// ExtendedKeyUsage purposes that are set, by name (`serverAuth`, ...).
+    pub extended_key_usages: Vec<&'static str>,
+    /// Every way the certificate breaks the X509-SVID leaf profile; empty for a valid SVID.
+    pub violations: Vec<SvidViolation>,
+}
+
+impl LeafReport {
+    /// Whether the certificate is a conforming X509-SVID leaf.
+    pub fn is_valid_svid(&self) -> bool {
+        self.violations.is_empty() && self.spiffe_id.is_some()
+    }
+}
+
+/// Parses one DER certificate and checks it against the X509-SVID leaf profile.
+///
+/// Fails only when the bytes are not a certificate (or carry trailing data); profile
+/// violations are listed in [`LeafReport::violations`].
+pub fn inspect_leaf(der: &[u8]) -> Result<LeafReport, IdentityError> {
+    let (rest, cert) =
+        X509Certificate::from_der(der).map_err(|e| IdentityError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(IdentityError::Malformed(format!(
+            "{} bytes of trailing data after the certificate",
+            rest.len()
+        )));
+    }
+    let mut violations = Vec::new();
+
+    let (uri_sans, dns_sans) = subject_alt_names(&cert)?;
+    let spiffe_id = match uri_sans.as_slice() {
+        [] => {
+            violations.push(SvidViolation::NoUriSan);
+            None
+        }
+        [uri] => match SpiffeId::new(uri) {
+            Ok(id) => Some(id),
+            Err(reason) => {
+                violations.push(SvidViolation::InvalidSpiffeId {
+                    uri: uri.clone(),
+                    reason,
+                });
+                None
+            }
+        },
+        many => {
+            violations.push(SvidViolation::MultipleUriSans(many.len()));
+            None
+        }
+    };
+
+    let is_ca = cert
+        .basic_constraints()
+        .map_err(malformed)?
+        .is_some_and(|bc| bc.value.ca);
+    if is_ca {
+        violations.push(SvidViolation::LeafIsCa);
+    }
+
+    let mut key_usages = Vec::new();
+    match cert.key_usage().map_err(malformed)? {
+        None => violations.push(SvidViolation::MissingKeyUsage),
+        Some(ku) => {
+            let bits = ku.value;
+            for (set, name) in [
+                (bits.digital_signature(), "digitalSignature"),
+                (bits.non_repudiation(), "contentCommitment"),
+                (bits.key_encipherment(), "keyEncipherment"),
+                (bits.data_encipherment(), "dataEncipherment"),
+                (bits.key_agreement(), "keyAgreement"),
+                (bits.key_cert_sign(), "keyCertSign"),
+                (bits.crl_sign(), "cRLSign"),
+            ] {
+                if set {
+                    key_usages.push(name);
+                }
+            }
+            if !ku.critical {
+                violations.push(SvidViolation::KeyUsageNotCritical);
+            }
+            if !bits.digital_signature() {
+                violations.push(SvidViolation::NoDigitalSignature);
+            }
+            if bits.key_cert_sign() || bits.crl_sign() {
+                violations.push(SvidViolation::SigningKeyUsage);
+            }
+        }
+    }
+
+    let mut extended_key_usages = Vec::new();
+    if let Some(eku) = cert.extended_key_usage().map_err(malformed)? {
+        let eku = eku.value;
+        for (set, name) in [
+            (eku.server_auth, "serverAuth"),
+            (eku.client_auth, "clientAuth"),
+            (eku.code_signing, "codeSigning"),
+            (eku.email_protection, "emailProtection"),
+            (eku.time_stamping, "timeStamping"),
+            (eku.ocsp_signing, "OCSPSigning"),
+            (eku.any, "anyExtendedKeyUsage"),
+        ] {
+            if set {
+                extended_key_usages.push(name);
+            }
+        }
+        // X509-SVID section 4.4: when present, both purposes MUST be set.
+        if !(eku.server_auth && eku.client_auth) {
+            violations.push(SvidViolation::ExtendedKeyUsage);
+        }
+    }
+
+    let validity = cert.validity();
+    Ok(LeafReport {
+        spiffe_id,
+        uri_sans,
+        dns_sans,
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        serial: cert.tbs_certificate.serial.to_str_radix(16),
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
+        is_ca,
+        key_usages,
+        extended_key_usages,
+        violations,
+    })
+}
+
+fn subject_alt_names(
+    cert: &X509Certificate<'_>,
+) -> Result<(Vec<String>, Vec<String>), IdentityError> {
+    let mut uris = Vec::new();
+    let mut dns = Vec::new();
+    if let Some(san) = cert.subject_alternative_name().map_err(malformed)? {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::URI(uri) => uris.push((*uri).to_owned()),
+                GeneralName::DNSName(name) => dns.push((*name).to_owned()),
+                _ => {}
+            }
+        }
+    }
+    Ok((uris, dns))
+}
+
+fn malformed(err: impl std::fmt::Display) -> IdentityError {
+    IdentityError::Malformed(err.to_string())
+}

@@ -1,0 +1,136 @@
+//! X509-SVID leaf rules, checked on certificates generated here with rcgen (no sockets).
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use zt_identity::{IdentityError, SvidViolation, TrustDomain, TrustedDomains, inspect_leaf};
+
+/// A conforming leaf profile; each test bends one thing.
+fn svid_params(uris: &[&str]) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.subject_alt_names = uris
+        .iter()
+        .map(|u| SanType::URI((*u).try_into().unwrap()))
+        .chain([SanType::DnsName("ledger".try_into().unwrap())])
+        .collect();
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params
+}
+
+fn der(params: &CertificateParams) -> Vec<u8> {
+    let key = KeyPair::generate().unwrap();
+    params.self_signed(&key).unwrap().der().to_vec()
+}
+
+fn trusted() -> TrustedDomains {
+    TrustedDomains::new([TrustDomain::new("zt.example").unwrap()])
+}
+
+#[test]
+fn conforming_leaf_yields_identity() {
+    let leaf = der(&svid_params(&["spiffe://zt.example/ns/prod/sa/ledger"]));
+    let report = inspect_leaf(&leaf).unwrap();
+    assert!(report.is_valid_svid(), "{:?}", report.violations);
+    assert_eq!(report.key_usages, ["digitalSignature"]);
+    assert_eq!(report.extended_key_usages, ["serverAuth", "clientAuth"]);
+
+    let peer = trusted().identify(Some(&leaf)).unwrap();
+    assert_eq!(
+        peer.spiffe_id().as_str(),
+        "spiffe://zt.example/ns/prod/sa/ledger"
+    );
+    assert_eq!(peer.dns_names(), ["ledger"]);
+}
+
+#[test]
+fn each_profile_violation_is_reported() {
+    let two = svid_params(&["spiffe://zt.example/a", "spiffe://zt.example/b"]);
+    let none = svid_params(&[]);
+    let bad_id = svid_params(&["spiffe://zt.example/a/../b"]);
+    let https = svid_params(&["https://zt.example/a"]);
+    let mut ca = svid_params(&["spiffe://zt.example/a"]);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let mut no_ku = svid_params(&["spiffe://zt.example/a"]);
+    no_ku.key_usages.clear();
+    let mut cert_sign = svid_params(&["spiffe://zt.example/a"]);
+    cert_sign.key_usages.push(KeyUsagePurpose::KeyCertSign);
+    let mut server_only = svid_params(&["spiffe://zt.example/a"]);
+    server_only.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let mut no_digital = svid_params(&["spiffe://zt.example/a"]);
+    no_digital.key_usages = vec![KeyUsagePurpose::KeyAgreement];
+
+    let cases = [
+        (two, SvidViolation::MultipleUriSans(2)),
+        (none, SvidViolation::NoUriSan),
+        (ca, SvidViolation::LeafIsCa),
+        (no_ku, SvidViolation::MissingKeyUsage),
+        (cert_sign, SvidViolation::SigningKeyUsage),
+        (server_only, SvidViolation::ExtendedKeyUsage),
+        (no_digital, SvidViolation::NoDigitalSignature),
+    ];
+    for (params, want) in cases {
+        let leaf = der(&params);
+        let report = inspect_leaf(&leaf).unwrap();
+        assert!(
+            report.violations.contains(&want),
+            "want {want:?}, got {:?}",
+            report.violations
+        );
+        assert!(!report.is_valid_svid());
+        assert_eq!(
+            trusted().identify(Some(&leaf)),
+            Err(IdentityError::NotAnSvid(report.violations[0].clone()))
+        );
+    }
+    for params in [bad_id, https] {
+        let report = inspect_leaf(&der(&params)).unwrap();
+        assert!(
+            matches!(
+                report.violations[..],
+                [SvidViolation::InvalidSpiffeId { .. }]
+            ),
+            "{:?}",
+            report.violations
+        );
+    }
+}
+
+#[test]
+fn key_usage_must_be_critical() {
+    // rcgen always marks KeyUsage critical, so write the extension by hand: BIT STRING with
+    // digitalSignature only (0x03 0x02 0x07 0x80), flagged non-critical.
+    let mut params = svid_params(&["spiffe://zt.example/a"]);
+    params.key_usages.clear();
+    let mut ku = CustomExtension::from_oid_content(&[2, 5, 29, 15], vec![0x03, 0x02, 0x07, 0x80]);
+    ku.set_criticality(false);
+    params.custom_extensions.push(ku);
+    let report = inspect_leaf(&der(&params)).unwrap();
+    assert_eq!(report.violations, [SvidViolation::KeyUsageNotCritical]);
+}
+
+#[test]
+fn untrusted_domain_and_missing_or_garbage_certs_are_refused() {
+    let foreign = der(&svid_params(&[
+        "spiffe://zt.example.evil/ns/prod/sa/payments",
+    ]));
+    assert_eq!(
+        trusted().identify(Some(&foreign)),
+        Err(IdentityError::UntrustedDomain("zt.example.evil".into()))
+    );
+    assert_eq!(trusted().identify(None), Err(IdentityError::NoCertificate));
+    assert!(matches!(
+        trusted().identify(Some(b"\x30\x03\x02\x01")),
+        Err(IdentityError::Malformed(_))
+    ));
+    let mut trailing = der(&svid_params(&["spiffe://zt.example/a"]));
+    trailing.push(0);
+    assert!(matches!(
+        inspect_leaf(&trailing),
+        Err(IdentityError::Malformed(_))
+    ));
+}
