@@ -1,0 +1,195 @@
+//! `zt-ca`: the internal certificate authority on the command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use zt_identity::{SpiffeId, TrustDomain};
+use zt_pki::files::{self, Bundle, Secrecy};
+use zt_pki::{Ca, LeafRequest};
+
+/// The internal certificate authority: creates a CA, issues X509-SVIDs, inspects certificates.
+#[derive(Parser)]
+#[command(name = "zt-ca", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a CA for a trust domain: writes DIR/ca.pem and DIR/ca.key (mode 0600).
+    Init {
+        /// The trust domain the CA issues for, e.g. zt.example.
+        #[arg(long)]
+        trust_domain: TrustDomain,
+        /// Directory to write into.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// How long the CA is valid (e.g. 365d).
+        #[arg(long, default_value = "365d", value_parser = humantime::parse_duration)]
+        lifetime: Duration,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a leaf X509-SVID: writes OUT.pem and OUT.key (mode 0600).
+    Issue {
+        /// The workload's SPIFFE ID, e.g. spiffe://zt.example/ns/prod/sa/ledger.
+        #[arg(long)]
+        spiffe_id: SpiffeId,
+        /// A DNS SAN to add (repeatable), so plain TLS clients can verify a server by name.
+        #[arg(long = "dns")]
+        dns_names: Vec<String>,
+        /// How long the certificate is valid (e.g. 24h, 90m).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        lifetime: Duration,
+        /// The CA certificate.
+        #[arg(long, default_value = "certs/ca.pem")]
+        ca: PathBuf,
+        /// The CA private key.
+        #[arg(long, default_value = "certs/ca.key")]
+        ca_key: PathBuf,
+        /// Output path without extension: writes OUT.pem and OUT.key.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Describe certificates in PEM files and say whether each is a valid X509-SVID leaf.
+    Inspect {
+        /// PEM files (a file may hold a chain or a bundle).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Write the whole development set: a CA and certificates for ledger, payments and auditor.
+    Dev {
+        /// Directory to write into.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// The trust domain.
+        #[arg(long, default_value = "zt.example")]
+        trust_domain: TrustDomain,
+        /// Lifetime of the service certificates.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        lifetime: Duration,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("zt-ca: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init {
+            trust_domain,
+            dir,
+            lifetime,
+            force,
+        } => {
+            let ca = Ca::generate(&trust_domain, lifetime)?;
+            report(ca_files(&ca, &dir).write(force)?);
+        }
+        Command::Issue {
+            spiffe_id,
+            dns_names,
+            lifetime,
+            ca,
+            ca_key,
+            out,
+            force,
+        } => {
+            let ca = load_ca(&ca, &ca_key)?;
+            let request = LeafRequest {
+                spiffe_id,
+                dns_names,
+                lifetime,
+            };
+            report(leaf_files(&ca, &request, &out)?.write(force)?);
+        }
+        Command::Inspect { files } => {
+            for path in files {
+                let pem = files::read(&path)?;
+                println!("{}:", path.display());
+                print!("{}", zt_pki::describe_pem(&pem, &path)?);
+            }
+        }
+        Command::Dev {
+            dir,
+            trust_domain,
+            lifetime,
+            force,
+        } => {
+            let ca = Ca::generate(&trust_domain, zt_pki::DEFAULT_CA_LIFETIME)?;
+            let mut bundle = ca_files(&ca, &dir);
+            for (name, dns) in [
+                ("ledger", &["ledger", "localhost"][..]),
+                ("payments", &["payments"][..]),
+                ("auditor", &["auditor"][..]),
+            ] {
+                let id = format!("spiffe://{trust_domain}/ns/prod/sa/{name}");
+                let request = LeafRequest {
+                    spiffe_id: SpiffeId::new(&id).with_context(|| format!("building {id}"))?,
+                    dns_names: dns.iter().map(|d| (*d).to_owned()).collect(),
+                    lifetime,
+                };
+                let leaf = ca.issue(&request)?;
+                bundle.add(
+                    dir.join(format!("{name}.pem")),
+                    leaf.cert_pem,
+                    Secrecy::Public,
+                );
+                bundle.add(
+                    dir.join(format!("{name}.key")),
+                    leaf.key_pem,
+                    Secrecy::Private,
+                );
+            }
+            report(bundle.write(force)?);
+        }
+    }
+    Ok(())
+}
+
+fn ca_files(ca: &Ca, dir: &Path) -> Bundle {
+    let mut bundle = Bundle::new();
+    bundle.add(dir.join("ca.pem"), ca.cert_pem(), Secrecy::Public);
+    bundle.add(dir.join("ca.key"), ca.key_pem(), Secrecy::Private);
+    bundle
+}
+
+fn leaf_files(ca: &Ca, request: &LeafRequest, out: &Path) -> anyhow::Result<Bundle> {
+    let leaf = ca.issue(request)?;
+    let mut bundle = Bundle::new();
+    bundle.add(out.with_extension("pem"), leaf.cert_pem, Secrecy::Public);
+    bundle.add(out.with_extension("key"), leaf.key_pem, Secrecy::Private);
+    Ok(bundle)
+}
+
+fn load_ca(cert: &Path, key: &Path) -> anyhow::Result<Ca> {
+    Ok(Ca::from_pem(
+        &files::read(cert)?,
+        &files::read(key)?,
+        cert,
+        key,
+    )?)
+}
+
+fn report(written: Vec<PathBuf>) {
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+}

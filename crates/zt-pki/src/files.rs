@@ -1,0 +1,95 @@
+//! Writing key material safely: private keys `0600`, never silently overwritten.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::PkiError;
+
+/// Whether a file is secret (private key) or public (certificate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrecy {
+    /// Owner read/write only (`0600`).
+    Private,
+    /// World readable (`0644`).
+    Public,
+}
+
+/// Files to write together: either all are written or, if any already exists and `force` is
+/// off, none is (so a failed run never leaves a key without its certificate).
+#[derive(Debug, Default)]
+pub struct Bundle {
+    files: Vec<(PathBuf, String, Secrecy)>,
+}
+
+impl Bundle {
+    /// An empty set of files.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one file.
+    pub fn add(
+        &mut self,
+        path: impl Into<PathBuf>,
+        contents: impl Into<String>,
+        secrecy: Secrecy,
+    ) -> &mut Self {
+        self.files.push((path.into(), contents.into(), secrecy));
+        self
+    }
+
+    /// Writes every file, creating parent directories. Without `force`, refuses (writing
+    /// nothing) if any file exists.
+    pub fn write(&self, force: bool) -> Result<Vec<PathBuf>, PkiError> {
+        if !force {
+            if let Some((path, ..)) = self.files.iter().find(|(path, ..)| path.exists()) {
+                return Err(PkiError::Exists(path.clone()));
+            }
+        }
+        self.files
+            .iter()
+            .map(|(path, contents, secrecy)| {
+                write_file(path, contents, *secrecy)?;
+                Ok(path.clone())
+            })
+            .collect()
+    }
+}
+
+fn write_file(path: &Path, contents: &str, secrecy: Secrecy) -> Result<(), PkiError> {
+    let io = |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    // Remove first: opening an existing file does not change its mode, and a key must never
+    // inherit a looser one.
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(match secrecy {
+            Secrecy::Private => 0o600,
+            Secrecy::Public => 0o644,
+        });
+    }
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(contents.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+/// Reads a whole text file, naming it in the error.
+pub fn read(path: &Path) -> Result<String, PkiError> {
+    std::fs::read_to_string(path).map_err(|source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,24 @@
+//! The project's internal certificate authority.
+//!
+//! A CA is a key pair plus a self-signed certificate that services put in their *truststore*.
+//! It signs leaf certificates (a service's *keystore*: its own key and certificate) that carry
+//! exactly one SPIFFE ID, following the X509-SVID profile:
+//!
+//! - one URI SAN (`spiffe://trust-domain/path`), optional DNS SANs;
+//! - `cA=false`; KeyUsage `digitalSignature`, critical; ExtendedKeyUsage serverAuth + clientAuth
+//!   (rustls-webpki accepts a leaf *without* EKU for any purpose, so it is always set);
+//! - ECDSA P-256 keys and SHA-256 signatures;
+//! - `notBefore` backdated five minutes for clock skew, short lifetimes (24 h by default);
+//! - never name constraints on the CA (rustls-webpki rejects URI name constraints outright).
+//!
+//! [`Ca`] does the cryptography and returns PEM strings; [`files`] writes them with safe
+//! permissions. The `zt-ca` binary is thin wiring over both.
+
+mod ca;
+mod error;
+pub mod files;
+mod inspect;
+
+pub use ca::{CLOCK_SKEW, Ca, DEFAULT_CA_LIFETIME, DEFAULT_LEAF_LIFETIME, IssuedLeaf, LeafRequest};
+pub use error::PkiError;
+pub use inspect::describe_pem;

@@ -1,0 +1,189 @@
+//! Test support (dev-dependency only): everything a test needs to run real handshakes over
+//! real sockets with certificates made at test time.
+//!
+//! - [`TestPki`]: a CA made by the project's own CA code, in a temporary directory, issuing
+//!   conforming SVIDs ([`TestPki::issue`]) or anything at all ([`TestPki::issue_params`]).
+//! - [`svid_params`]: a conforming leaf profile for a test to bend (expire it, add a URI SAN).
+//! - [`mtls_channel`]: the production client path (SPIFFE-pinned server verification).
+//! - [`raw_channel`]: a client that presents whatever certificate it is given, or none, to
+//!   probe what the server refuses.
+//!
+//! Failures here are test-setup bugs, so this crate panics freely.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test support: a panic is a failed test"
+)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose, SanType};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tempfile::TempDir;
+use time::OffsetDateTime;
+use tonic::transport::{Channel, Endpoint};
+use zt_identity::{SpiffeId, TrustDomain};
+use zt_pki::{Ca, LeafRequest};
+
+/// Certificate and key files of one identity.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The certificate chain, PEM.
+    pub cert: PathBuf,
+    /// The private key, PEM.
+    pub key: PathBuf,
+}
+
+/// A CA and the files it issued, in a directory removed when this is dropped.
+#[derive(Debug)]
+pub struct TestPki {
+    dir: TempDir,
+    ca: Ca,
+}
+
+impl TestPki {
+    /// A fresh CA for `trust_domain`, its certificate written to `ca.pem`.
+    pub fn new(trust_domain: &str) -> Self {
+        let domain = TrustDomain::new(trust_domain).unwrap();
+        let ca = Ca::generate(&domain, Duration::from_secs(24 * 3600)).unwrap();
+        let pki = Self {
+            dir: tempfile::tempdir().unwrap(),
+            ca,
+        };
+        pki.write("ca.pem", pki.ca.cert_pem());
+        pki
+    }
+
+    /// The directory holding the files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The CA certificate file (a truststore).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The CA itself.
+    pub fn ca(&self) -> &Ca {
+        &self.ca
+    }
+
+    /// Issues a conforming SVID for `spiffe_id` with the project's CA code.
+    pub fn issue(&self, name: &str, spiffe_id: &str, dns: &[&str]) -> Identity {
+        let mut request = LeafRequest::new(SpiffeId::new(spiffe_id).unwrap());
+        request.dns_names = dns.iter().map(|d| (*d).to_owned()).collect();
+        request.lifetime = Duration::from_secs(3600);
+        let leaf = self.ca.issue(&request).unwrap();
+        self.identity(name, &leaf.cert_pem, &leaf.key_pem)
+    }
+
+    /// Signs arbitrary parameters with this CA (no profile checks) and a fresh P-256 key.
+    pub fn issue_params(&self, name: &str, params: CertificateParams) -> Identity {
+        let key = KeyPair::generate().unwrap();
+        let cert_pem = self.ca.sign_raw(params, &key).unwrap();
+        self.identity(name, &cert_pem, &key.serialize_pem())
+    }
+
+    /// A self-signed certificate with the given parameters: chains to nothing.
+    pub fn self_signed(&self, name: &str, params: &CertificateParams) -> Identity {
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        self.identity(name, &cert.pem(), &key.serialize_pem())
+    }
+
+    /// Writes `contents` to `name` in the directory and returns its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    fn identity(&self, name: &str, cert_pem: &str, key_pem: &str) -> Identity {
+        Identity {
+            cert: self.write(&format!("{name}.pem"), cert_pem),
+            key: self.write(&format!("{name}.key"), key_pem),
+        }
+    }
+}
+
+/// A conforming X509-SVID leaf profile (valid for the next hour) for the given URI SANs and
+/// `localhost`; tests bend one property to make a hostile certificate.
+pub fn svid_params(uris: &[&str]) -> CertificateParams {
+    let now = OffsetDateTime::now_utc();
+    let mut params = CertificateParams::default();
+    params.subject_alt_names = uris
+        .iter()
+        .map(|u| SanType::URI((*u).try_into().unwrap()))
+        .chain([SanType::DnsName("localhost".try_into().unwrap())])
+        .collect();
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::hours(1);
+    params
+}
+
+/// A channel over the production client path: presents `client`, and accepts the server only
+/// if it chains to `ca` and proves `server_id`.
+pub fn mtls_channel(addr: SocketAddr, client: &Identity, ca: &Path, server_id: &str) -> Channel {
+    let keystore = zt_tls::Keystore::load(&client.cert, &client.key).unwrap();
+    let truststore = zt_tls::Truststore::load(ca).unwrap();
+    let config =
+        zt_tls::client_config(&keystore, &truststore, SpiffeId::new(server_id).unwrap()).unwrap();
+    channel(addr, config)
+}
+
+/// A channel that presents `client` as is (or no certificate at all), with no checks of its
+/// own, and verifies the server only by chain to `ca` for the name `localhost`. For probing
+/// what the server refuses.
+pub fn raw_channel(addr: SocketAddr, client: Option<&Identity>, ca: &Path) -> Channel {
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(der.unwrap()).unwrap();
+    }
+    let provider = zt_tls::crypto_provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match client {
+        Some(id) => {
+            let chain = CertificateDer::pem_file_iter(&id.cert)
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_file(&id.key).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    channel(addr, Arc::new(config))
+}
+
+fn channel(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Channel {
+    Endpoint::from_shared(format!("https://localhost:{}", addr.port()))
+        .unwrap()
+        .timeout(Duration::from_secs(10))
+        .connect_with_connector_lazy(zt_tls::MtlsConnector::new(config, Duration::from_secs(5)))
+}
+
+/// The full text of an error and all its sources, for asserting on a refusal's reason.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

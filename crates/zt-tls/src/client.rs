@@ -1,0 +1,106 @@
+//! The client's rustls configuration and a connector for tonic channels.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Uri;
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use rustls::sign::SingleCertAndKey;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use zt_identity::SpiffeId;
+
+use crate::error::TlsError;
+use crate::store::{Keystore, Truststore};
+use crate::verify::SpiffeServerVerifier;
+
+/// A client configuration that presents `keystore`, speaks only TLS 1.3 and HTTP/2, and accepts
+/// only a server whose chain verifies against `truststore` *and* whose SPIFFE ID is `server_id`.
+pub fn client_config(
+    keystore: &Keystore,
+    truststore: &Truststore,
+    server_id: SpiffeId,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = crate::crypto_provider();
+    let verifier = SpiffeServerVerifier::new(truststore.roots(), server_id, Arc::clone(&provider));
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .dangerous() // a custom verifier: stricter than the default, not looser
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(keystore.certified_key())));
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Connects a tonic channel over mutual TLS: TCP connect (bounded by `connect_timeout`), then
+/// the handshake with the given client configuration.
+///
+/// Use with `Endpoint::connect_with_connector` and an `http://` URI: TLS is done here, so
+/// tonic must not try to add its own.
+#[derive(Clone)]
+pub struct MtlsConnector {
+    tls: TlsConnector,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for MtlsConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MtlsConnector")
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MtlsConnector {
+    /// A connector that uses `config` for every connection.
+    pub fn new(config: Arc<ClientConfig>, connect_timeout: Duration) -> Self {
+        Self {
+            tls: TlsConnector::from(config),
+            connect_timeout,
+        }
+    }
+}
+
+impl tower_service::Service<Uri> for MtlsConnector {
+    type Response = TokioIo<TlsStream<TcpStream>>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, io::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let tls = self.tls.clone();
+        let deadline = self.connect_timeout;
+        Box::pin(async move {
+            let invalid =
+                |msg: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{uri}: {msg}"));
+            let host = uri.host().ok_or_else(|| invalid("no host"))?;
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri.port_u16().ok_or_else(|| invalid("no port"))?;
+            let server_name =
+                ServerName::try_from(host.clone()).map_err(|_| invalid("invalid host name"))?;
+            let connect = async {
+                let tcp = TcpStream::connect((host.as_str(), port)).await?;
+                tcp.set_nodelay(true)?;
+                tls.connect(server_name, tcp).await
+            };
+            let stream = tokio::time::timeout(deadline, connect)
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            Ok(TokioIo::new(stream))
+        })
+    }
+}

@@ -1,0 +1,67 @@
+//! Errors loading key material and building TLS configurations.
+
+use std::path::PathBuf;
+
+/// Why a keystore, truststore or TLS configuration could not be built. Each variant names the
+/// file involved, so an operator reads one line and knows what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The file is not valid PEM.
+    #[error("{}: malformed PEM: {reason}", path.display())]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// A PEM file with no `CERTIFICATE` block.
+    #[error("{}: no certificates found (expected PEM \"BEGIN CERTIFICATE\" blocks)", path.display())]
+    NoCertificates {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A PEM file with no private key block.
+    #[error("{}: no private key found (expected a PEM PKCS#8, SEC1 or RSA private key)", path.display())]
+    NoPrivateKey {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A certificate that cannot be used for the purpose it is loaded for.
+    #[error("{}: certificate {index}: {reason}", path.display())]
+    BadCertificate {
+        /// The file.
+        path: PathBuf,
+        /// Position of the certificate in the file, from 0.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A private key the crypto provider cannot use.
+    #[error("{}: unusable private key: {reason}", path.display())]
+    BadPrivateKey {
+        /// The file.
+        path: PathBuf,
+        /// The provider's reason.
+        reason: String,
+    },
+    /// The private key does not belong to the certificate.
+    #[error("{}: private key does not match the certificate in {}", key.display(), cert.display())]
+    KeyMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,34 @@
+//! Mutual TLS for the services, built on rustls directly.
+//!
+//! tonic's own TLS builds one rustls config it never changes, cannot pin TLS 1.3, and cannot
+//! check a SPIFFE ID. This crate owns the whole TLS story instead:
+//!
+//! - [`Keystore`] (a service's own certificate chain and private key) and [`Truststore`] (the CA
+//!   bundle it trusts), loaded from PEM files with errors that name the file and the problem.
+//! - [`server_config`]: TLS 1.3 only, ALPN `h2` only, a client certificate *required*, chained
+//!   to the truststore *and* a valid X509-SVID from a trusted trust domain.
+//! - [`client_config`]: the client presents its own certificate and accepts a server only if its
+//!   chain verifies and its SPIFFE ID is exactly the one expected (DNS names play no part).
+//! - [`accept`]: the server's accept loop, with a handshake timeout, a connection cap, TCP
+//!   keepalive and a structured log line for every refused peer. Each connection carries a
+//!   [`PeerConnectInfo`] that caches the peer's identity for all requests on it.
+//! - [`MtlsConnector`]: the client's connector for `tonic::transport::Endpoint`.
+
+mod acceptor;
+mod client;
+mod error;
+mod server;
+mod store;
+mod verify;
+
+pub use acceptor::{AcceptLimits, PeerConnectInfo, PeerStream, accept, refusal_reason};
+pub use client::{MtlsConnector, client_config};
+pub use error::TlsError;
+pub use server::server_config;
+pub use store::{Keystore, Truststore};
+pub use verify::UnexpectedServer;
+
+/// The one crypto provider used everywhere (ring), so no process ever mixes two.
+pub fn crypto_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
