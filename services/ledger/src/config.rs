@@ -1,0 +1,89 @@
+//! Command-line flags (each with an environment variable) and the limits they set.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use zt_identity::TrustDomain;
+use zt_telemetry::LogFormat;
+
+/// Everything the ledger needs to start. Paths default to the development set in `certs/`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "ledger",
+    version,
+    about = "The ledger: a gRPC server holding money, mTLS only."
+)]
+pub struct Config {
+    /// Address to listen on (TLS only: there is no plaintext listener).
+    #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// Keystore: this server's certificate chain (PEM, leaf first).
+    #[arg(long, env = "LEDGER_CERT", default_value = "certs/ledger.pem")]
+    pub cert: PathBuf,
+    /// Keystore: this server's private key (PEM).
+    #[arg(long, env = "LEDGER_KEY", default_value = "certs/ledger.key")]
+    pub key: PathBuf,
+    /// Truststore: the CA bundle client certificates must chain to (one or more PEM CAs).
+    #[arg(long, env = "LEDGER_CA", default_value = "certs/ca.pem")]
+    pub ca: PathBuf,
+    /// Authorization policy (gRFC A43 JSON).
+    #[arg(
+        long,
+        env = "LEDGER_POLICY",
+        default_value = "config/ledger-policy.json"
+    )]
+    pub policy: PathBuf,
+    /// Trust domains clients may come from (repeat the flag, or comma-separate).
+    #[arg(
+        long = "trust-domain",
+        env = "LEDGER_TRUST_DOMAIN",
+        value_delimiter = ',',
+        default_value = "zt.example"
+    )]
+    pub trust_domains: Vec<TrustDomain>,
+    /// Log format.
+    #[arg(long, env = "LEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Resource limits.
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Bounds on everything a peer can hold. Defaults follow common hardening guidance; tonic's
+/// own defaults leave several of these unlimited.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Limits {
+    /// Time a client has to finish the TLS handshake.
+    #[arg(long, env = "LEDGER_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+    /// Most simultaneous connections; further clients wait in the TCP backlog.
+    #[arg(long, env = "LEDGER_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Most concurrent HTTP/2 streams (RPCs) per connection.
+    #[arg(long, env = "LEDGER_MAX_CONCURRENT_STREAMS", default_value_t = 100)]
+    pub max_concurrent_streams: u32,
+    /// Largest request header block (metadata), bytes.
+    #[arg(long, env = "LEDGER_MAX_HEADER_LIST_SIZE", default_value_t = 16 * 1024)]
+    pub max_header_list_size: u32,
+    /// Largest gRPC message accepted or sent, bytes.
+    #[arg(long, env = "LEDGER_MAX_MESSAGE_SIZE", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_size: usize,
+    /// Deadline for each RPC, whatever the client asks.
+    #[arg(long, env = "LEDGER_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// HTTP/2 PING interval, to find dead peers.
+    #[arg(long, env = "LEDGER_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub keepalive_interval: Duration,
+    /// How long a PING may go unanswered before the connection is closed.
+    #[arg(long, env = "LEDGER_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub keepalive_timeout: Duration,
+    /// Close connections (gracefully) after this long, so clients re-handshake and pick up
+    /// rotated certificates. Default: one hour, or half the server certificate's remaining
+    /// lifetime if that is shorter.
+    #[arg(long, env = "LEDGER_MAX_CONNECTION_AGE", value_parser = humantime::parse_duration)]
+    pub max_connection_age: Option<Duration>,
+    /// On shutdown, how long in-flight RPCs may take to finish.
+    #[arg(long, env = "LEDGER_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+}

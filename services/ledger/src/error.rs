@@ -1,0 +1,31 @@
+//! Why the ledger could not start or stopped serving.
+
+use std::path::PathBuf;
+
+/// A startup or serving failure. Each message names the file and the problem in one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The keystore or truststore could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] zt_tls::TlsError),
+    /// The policy file could not be read.
+    #[error("{}: {source}", path.display())]
+    PolicyRead {
+        /// The policy file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The policy file is not a valid policy.
+    #[error("{}: {source}", path.display())]
+    Policy {
+        /// The policy file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: zt_authz::PolicyError,
+    },
+    /// The transport failed while serving.
+    #[error("serving failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}

@@ -1,0 +1,22 @@
+//! The ledger: a gRPC service that holds money and trusts nobody for being on the network.
+//!
+//! Every connection is mutual TLS 1.3 (a client certificate chaining to the truststore and
+//! carrying a SPIFFE ID of a trusted domain is required), and every RPC is authorized per method
+//! by a gRFC A43 policy before its handler runs.
+//!
+//! # Layout
+//! - [`config`]: flags and environment variables, and the resource limits they set.
+//! - [`Server`]: loads and checks every file, then serves on a given listener until a
+//!   shutdown future completes (`run(listener, shutdown)`, so tests bind `127.0.0.1:0`).
+//! - [`book`]: accounts and idempotent transfers, pure logic.
+//! - [`service`]: the gRPC handlers over the book.
+
+pub mod book;
+pub mod config;
+mod error;
+mod server;
+pub mod service;
+
+pub use config::Config;
+pub use error::Error;
+pub use server::Server;

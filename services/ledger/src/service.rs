@@ -1,0 +1,174 @@
+//! The gRPC handlers: translate between the wire contract and the [`Book`].
+//!
+//! By the time a handler runs, the authorization layer has verified the caller and inserted its
+//! [`PeerIdentity`]; handlers read it (to record who moved money) but never decide access.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use zt_identity::PeerIdentity;
+use zt_proto::ledger::v1 as pb;
+
+use crate::book::{Book, BookError, Transfer, TransferRequest};
+
+/// Transfers returned by `ListTransfers` when the caller asks for no particular number.
+const DEFAULT_LIST_LIMIT: usize = 100;
+/// Most transfers one `ListTransfers` call returns.
+const MAX_LIST_LIMIT: usize = 1000;
+
+/// The `ledger.v1.Ledger` service.
+#[derive(Debug, Clone)]
+pub struct LedgerService {
+    book: Arc<Mutex<Book>>,
+    /// Handler invocations: lets operators (and tests) see that refused requests never got here.
+    handled: Arc<AtomicU64>,
+}
+
+impl LedgerService {
+    /// A service over `book`.
+    pub fn new(book: Book) -> Self {
+        Self {
+            book: Arc::new(Mutex::new(book)),
+            handled: Arc::default(),
+        }
+    }
+
+    /// How many times any handler has run.
+    pub fn handled(&self) -> u64 {
+        self.handled.load(Ordering::Relaxed)
+    }
+
+    /// Counts the call and returns the caller's identity, which the authorization layer put
+    /// in the request. Its absence means the layer is missing: refuse rather than act
+    /// anonymously.
+    fn enter<T>(&self, request: &Request<T>) -> Result<Arc<PeerIdentity>, Status> {
+        self.handled.fetch_add(1, Ordering::Relaxed);
+        request
+            .extensions()
+            .get::<Arc<PeerIdentity>>()
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("no verified peer identity"))
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        // A panic while holding the lock cannot leave the book half-updated (every mutation
+        // is validated before any write), so a poisoned lock is safe to keep using.
+        self.book
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+type TransferStream = Pin<Box<dyn Stream<Item = Result<pb::TransferRecord, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::ledger_server::Ledger for LedgerService {
+    async fn get_balance(
+        &self,
+        request: Request<pb::GetBalanceRequest>,
+    ) -> Result<Response<pb::GetBalanceResponse>, Status> {
+        self.enter(&request)?;
+        let account_id = request.into_inner().account_id;
+        let balance_cents = self.book().balance(&account_id).map_err(status)?;
+        Ok(Response::new(pb::GetBalanceResponse {
+            account_id,
+            balance_cents,
+            currency: "USD".into(),
+        }))
+    }
+
+    async fn transfer(
+        &self,
+        request: Request<pb::TransferRequest>,
+    ) -> Result<Response<pb::TransferResponse>, Status> {
+        let caller = self.enter(&request)?;
+        let r = request.into_inner();
+        let request = TransferRequest {
+            idempotency_key: r.idempotency_key,
+            from: r.from_account,
+            to: r.to_account,
+            amount_cents: r.amount_cents,
+            memo: r.memo,
+        };
+        let (transfer, replayed) = self
+            .book()
+            .transfer(caller.spiffe_id().as_str(), request, now_unix_ms())
+            .map_err(status)?;
+        tracing::info!(
+            transfer = %transfer.id,
+            from = %transfer.from,
+            to = %transfer.to,
+            amount_cents = transfer.amount_cents,
+            by = %transfer.initiated_by,
+            replayed,
+            "transfer"
+        );
+        Ok(Response::new(pb::TransferResponse {
+            transfer: Some(record(transfer)),
+            replayed,
+        }))
+    }
+
+    type ListTransfersStream = TransferStream;
+
+    async fn list_transfers(
+        &self,
+        request: Request<pb::ListTransfersRequest>,
+    ) -> Result<Response<Self::ListTransfersStream>, Status> {
+        self.enter(&request)?;
+        let r = request.into_inner();
+        let limit = match r.limit {
+            0 => DEFAULT_LIST_LIMIT,
+            n => usize::try_from(n)
+                .unwrap_or(MAX_LIST_LIMIT)
+                .min(MAX_LIST_LIMIT),
+        };
+        let account = Some(r.account_id.as_str()).filter(|a| !a.is_empty());
+        let book = self.book();
+        if let Some(account) = account {
+            book.balance(account).map_err(status)?;
+        }
+        // Snapshot under the lock, stream after releasing it: a slow reader holds no lock.
+        let snapshot = book.list(account, limit);
+        drop(book);
+        let stream = tokio_stream::iter(snapshot.into_iter().map(|t| Ok(record(t))));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+fn status(err: BookError) -> Status {
+    let message = err.to_string();
+    match err {
+        BookError::UnknownAccount(_) => Status::not_found(message),
+        BookError::InvalidAmount(_)
+        | BookError::SameAccount
+        | BookError::BadIdempotencyKey
+        | BookError::MemoTooLong => Status::invalid_argument(message),
+        BookError::InsufficientFunds { .. } | BookError::KeyReused(_) => {
+            Status::failed_precondition(message)
+        }
+    }
+}
+
+fn record(t: Transfer) -> pb::TransferRecord {
+    pb::TransferRecord {
+        transfer_id: t.id,
+        from_account: t.from,
+        to_account: t.to,
+        amount_cents: t.amount_cents,
+        memo: t.memo,
+        initiated_by: t.initiated_by,
+        created_at_unix_ms: t.created_at_unix_ms,
+        idempotency_key: t.idempotency_key,
+    }
+}
+
+fn now_unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,345 @@
+//! The ledger over real sockets: who gets in, who is refused, and proof that refused callers
+//! never reached a handler.
+
+mod common;
+
+use common::{AUDITOR_ID, LEDGER_ID, PAYMENTS_ID, TD, pki, start};
+use tonic::Code;
+use zt_proto::ledger::v1 as pb;
+use zt_proto::ledger::v1::ledger_client::LedgerClient;
+use zt_testkit::{TestPki, error_chain, mtls_channel, raw_channel, svid_params};
+
+fn transfer(key: &str, amount_cents: i64) -> pb::TransferRequest {
+    pb::TransferRequest {
+        idempotency_key: key.into(),
+        from_account: "alice".into(),
+        to_account: "bob".into(),
+        amount_cents,
+        memo: "test".into(),
+    }
+}
+
+fn balance(account: &str) -> pb::GetBalanceRequest {
+    pb::GetBalanceRequest {
+        account_id: account.into(),
+    }
+}
+
+#[tokio::test]
+async fn payments_moves_money_and_the_handler_sees_its_identity() {
+    let p = pki();
+    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let mut client = LedgerClient::new(mtls_channel(
+        server.addr,
+        &p.payments,
+        &p.pki.ca_cert(),
+        LEDGER_ID,
+    ));
+
+    let moved = client
+        .transfer(transfer("k-1", 250))
+        .await
+        .unwrap()
+        .into_inner();
+    let record = moved.transfer.unwrap();
+    assert!(!moved.replayed);
+    assert_eq!(
+        record.initiated_by, PAYMENTS_ID,
+        "handler read the verified identity"
+    );
+
+    let again = client
+        .transfer(transfer("k-1", 250))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.replayed, "same idempotency key: applied once");
+
+    let alice = client
+        .get_balance(balance("alice"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(alice.balance_cents, 100_000_00 - 250);
+
+    let mut stream = client
+        .list_transfers(pb::ListTransfersRequest {
+            account_id: "alice".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = stream.message().await.unwrap().unwrap();
+    assert_eq!(listed.transfer_id, record.transfer_id);
+    assert!(stream.message().await.unwrap().is_none());
+    assert_eq!(server.service.handled(), 4);
+}
+
+#[tokio::test]
+async fn ledger_errors_carry_proper_codes() {
+    let p = pki();
+    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let mut client = LedgerClient::new(mtls_channel(
+        server.addr,
+        &p.payments,
+        &p.pki.ca_cert(),
+        LEDGER_ID,
+    ));
+    let code =
+        |r: Result<tonic::Response<pb::TransferResponse>, tonic::Status>| r.unwrap_err().code();
+
+    assert_eq!(
+        client
+            .get_balance(balance("nobody"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(client.transfer(transfer("k-a", 0)).await),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(client.transfer(transfer("k-b", -1)).await),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(client.transfer(transfer("k-c", 100_000_01)).await),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        code(client.transfer(transfer("", 1)).await),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        client
+            .get_balance(balance("alice"))
+            .await
+            .unwrap()
+            .into_inner()
+            .balance_cents,
+        100_000_00
+    );
+}
+
+#[tokio::test]
+async fn auditor_may_read_but_its_transfer_is_denied_before_the_handler() {
+    let p = pki();
+    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let mut auditor = LedgerClient::new(mtls_channel(
+        server.addr,
+        &p.auditor,
+        &p.pki.ca_cert(),
+        LEDGER_ID,
+    ));
+
+    auditor
+        .get_balance(balance("bob"))
+        .await
+        .expect("auditor may read");
+    let handled = server.service.handled();
+
+    let denied = auditor
+        .transfer(transfer("k-evil", 1_000))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert!(
+        denied.message().contains(AUDITOR_ID),
+        "{}",
+        denied.message()
+    );
+    assert_eq!(
+        server.service.handled(),
+        handled,
+        "the Transfer handler never ran"
+    );
+
+    let bob = auditor
+        .get_balance(balance("bob"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(bob.balance_cents, 50_000_00, "no money moved");
+}
+
+#[tokio::test]
+async fn an_identity_the_policy_does_not_name_gets_nothing() {
+    let p = pki();
+    let stranger = p
+        .pki
+        .issue("stranger", "spiffe://zt.example/ns/prod/sa/stranger", &[]);
+    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let mut client = LedgerClient::new(mtls_channel(
+        server.addr,
+        &stranger,
+        &p.pki.ca_cert(),
+        LEDGER_ID,
+    ));
+    let err = client.get_balance(balance("alice")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "default deny");
+    assert_eq!(server.service.handled(), 0);
+}
+
+/// Each of these peers must be refused during the handshake, with the alert that says why,
+/// and no handler may run. A legitimate call afterwards proves the server survived them all.
+#[tokio::test]
+async fn hostile_peers_are_refused_at_the_handshake_and_no_handler_runs() {
+    let p = pki();
+    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let ca = p.pki.ca_cert();
+
+    // A rogue CA that copies our CA's name: webpki finds our CA by name and the signature
+    // check fails. And an unrelated CA, whose issuer nobody here knows.
+    let rogue = TestPki::new(TD);
+    let rogue_payments = rogue.issue("rogue-payments", PAYMENTS_ID, &[]);
+    let foreign = TestPki::new("other.example");
+    let foreign_payments = foreign.issue_params("foreign-payments", svid_params(&[PAYMENTS_ID]));
+
+    let mut expired = svid_params(&[PAYMENTS_ID]);
+    expired.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+    expired.not_after = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let expired = p.pki.issue_params("expired", expired);
+
+    let two_uris = p.pki.issue_params(
+        "two-uris",
+        svid_params(&[PAYMENTS_ID, "spiffe://zt.example/ns/prod/sa/admin"]),
+    );
+
+    let mut ca_leaf = svid_params(&[PAYMENTS_ID]);
+    ca_leaf.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_leaf.key_usages.push(rcgen::KeyUsagePurpose::KeyCertSign);
+    let ca_leaf = p.pki.issue_params("ca-as-leaf", ca_leaf);
+
+    // Our own CA signed it, but for another trust domain: a stolen or misissued identity.
+    let foreign_domain = p.pki.issue_params(
+        "foreign",
+        svid_params(&["spiffe://evil.example/ns/prod/sa/payments"]),
+    );
+
+    let cases = [
+        ("no client certificate", None, "CertificateRequired"),
+        (
+            "certificate from a rogue CA copying our CA's name",
+            Some(&rogue_payments),
+            "DecryptError",
+        ),
+        (
+            "certificate from an unknown CA",
+            Some(&foreign_payments),
+            "UnknownCA",
+        ),
+        ("expired certificate", Some(&expired), "CertificateExpired"),
+        ("two URI SANs", Some(&two_uris), "CertificateUnknown"),
+        (
+            "CA certificate used as a leaf",
+            Some(&ca_leaf),
+            "CertificateUnknown",
+        ),
+        (
+            "wrong trust domain",
+            Some(&foreign_domain),
+            "CertificateUnknown",
+        ),
+    ];
+    for (what, identity, alert) in cases {
+        let mut client = LedgerClient::new(raw_channel(server.addr, identity, &ca));
+        let err = client.get_balance(balance("alice")).await.expect_err(what);
+        let chain = error_chain(&err);
+        assert!(
+            chain.contains(alert),
+            "{what}: expected {alert}, got {chain}"
+        );
+        assert_eq!(server.service.handled(), 0, "{what}: a handler ran");
+    }
+
+    let mut legit = LedgerClient::new(mtls_channel(server.addr, &p.payments, &ca, LEDGER_ID));
+    legit
+        .get_balance(balance("alice"))
+        .await
+        .expect("server still serves legitimate peers");
+    assert_eq!(server.service.handled(), 1);
+}
+
+#[tokio::test]
+async fn plaintext_http2_is_refused() {
+    let p = pki();
+    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .timeout(std::time::Duration::from_secs(5))
+        .connect_lazy();
+    let err = LedgerClient::new(channel)
+        .get_balance(balance("alice"))
+        .await
+        .unwrap_err();
+    assert_ne!(err.code(), Code::Ok);
+    assert_eq!(server.service.handled(), 0);
+}
+
+#[tokio::test]
+async fn openssl_s_client_without_a_certificate_is_refused() {
+    let p = pki();
+    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let ca = p.pki.ca_cert();
+    let addr = server.addr.to_string();
+    // stdin stays open for a moment so s_client reads the server's post-handshake alert.
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new("openssl")
+            .args([
+                "s_client", "-connect", &addr, "-tls1_3", "-alpn", "h2", "-CAfile",
+            ])
+            .arg(&ca)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("openssl is installed (.ci/run installs it)");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("certificate required"),
+        "openssl output:\n{text}"
+    );
+    assert!(!output.status.success());
+    assert_eq!(server.service.handled(), 0);
+}
+
+#[tokio::test]
+async fn health_service_answers_over_mtls() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    let p = pki();
+    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let mut health = HealthClient::new(mtls_channel(
+        server.addr,
+        &p.auditor,
+        &p.pki.ca_cert(),
+        LEDGER_ID,
+    ));
+    let status = health
+        .check(HealthCheckRequest {
+            service: "ledger.v1.Ledger".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.status(), ServingStatus::Serving);
+
+    // No certificate: refused like any other RPC.
+    let mut anonymous = HealthClient::new(raw_channel(server.addr, None, &p.pki.ca_cert()));
+    assert!(
+        anonymous
+            .check(HealthCheckRequest::default())
+            .await
+            .is_err()
+    );
+}

@@ -1,0 +1,146 @@
+//! A ledger client over mutual TLS, with retries that back off and never hide a refusal.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use zt_proto::ledger::v1 as pb;
+use zt_proto::ledger::v1::ledger_client::LedgerClient;
+use zt_tls::{Keystore, MtlsConnector, Truststore};
+
+use crate::backoff::Backoff;
+use crate::config::Config;
+use crate::error::Error;
+
+/// Connection settings for one client identity.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    client: LedgerClient<Channel>,
+    attempts: u32,
+}
+
+impl Ledger {
+    /// Loads the keystore and truststore and prepares a lazily connecting channel: nothing is
+    /// dialled until the first RPC, and a broken connection is redialled on the next one.
+    pub fn connect(
+        config: &Config,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Result<Self, Error> {
+        let keystore = Keystore::load(cert, key)?;
+        let truststore = Truststore::load(&config.ca)?;
+        let tls = zt_tls::client_config(&keystore, &truststore, config.server_id.clone())?;
+        let endpoint = Endpoint::from(config.server.clone())
+            .timeout(config.request_timeout)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(20));
+        let channel =
+            endpoint.connect_with_connector_lazy(MtlsConnector::new(tls, config.connect_timeout));
+        Ok(Self {
+            client: LedgerClient::new(channel),
+            attempts: config.attempts.max(1),
+        })
+    }
+
+    /// Returns an account's balance in cents.
+    pub async fn balance(&self, account: &str) -> Result<i64, Error> {
+        let request = pb::GetBalanceRequest {
+            account_id: account.to_owned(),
+        };
+        let response = self
+            .retry(|mut c| {
+                let request = request.clone();
+                async move { c.get_balance(request).await }
+            })
+            .await?;
+        Ok(response.balance_cents)
+    }
+
+    /// Moves money. Retries reuse the request's idempotency key, so the transfer is applied
+    /// exactly once however many attempts it takes.
+    pub async fn transfer(
+        &self,
+        request: pb::TransferRequest,
+    ) -> Result<pb::TransferResponse, Error> {
+        self.retry(|mut c| {
+            let request = request.clone();
+            async move { c.transfer(request).await }
+        })
+        .await
+    }
+
+    /// Lists transfers, newest first.
+    pub async fn list(
+        &self,
+        account: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<pb::TransferRecord>, Error> {
+        let request = pb::ListTransfersRequest {
+            account_id: account.unwrap_or_default(),
+            limit,
+        };
+        let mut stream = self
+            .retry(|mut c| {
+                let request = request.clone();
+                async move { c.list_transfers(request).await }
+            })
+            .await?;
+        let mut records = Vec::new();
+        while let Some(record) = stream.message().await.map_err(Error::Rpc)? {
+            records.push(record);
+        }
+        Ok(records)
+    }
+
+    /// Runs `call` until it succeeds, fails for a reason retrying cannot fix, or the attempts
+    /// are used up. Only `UNAVAILABLE` (the ledger could not be reached) is retried; a refused
+    /// server identity is reported at once, never retried into silence.
+    async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T, Error>
+    where
+        F: FnMut(LedgerClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let mut backoff = Backoff::default();
+        let mut attempt = 1;
+        loop {
+            let status = match call(self.client.clone()).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) => status,
+            };
+            if let Some(reason) = tls_refusal(&status) {
+                return Err(Error::ServerRefused(reason));
+            }
+            if status.code() != Code::Unavailable || attempt >= self.attempts {
+                return Err(Error::Rpc(status));
+            }
+            let delay = backoff.next_delay();
+            tracing::warn!(attempt, retry_in = ?delay, error = %status.message(), "ledger unavailable, retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// If `status` comes from a failed TLS handshake (the server's certificate or identity was
+/// refused, or it refused ours), the reason; such failures are not transient.
+fn tls_refusal(status: &Status) -> Option<String> {
+    use tokio_rustls::rustls::{CertificateError, Error as TlsError};
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(status);
+    while let Some(err) = source {
+        let tls = err.downcast_ref::<TlsError>().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<TlsError>())
+        });
+        match tls {
+            // Our verifiers' own reasons (wrong SPIFFE ID, not an SVID) read better unwrapped.
+            Some(TlsError::InvalidCertificate(CertificateError::Other(other))) => {
+                return Some(format!("server certificate refused: {}", other.0));
+            }
+            Some(tls) => return Some(tls.to_string()),
+            None => source = err.source(),
+        }
+    }
+    None
+}

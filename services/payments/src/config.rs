@@ -1,0 +1,170 @@
+//! Command-line flags (each with an environment variable) and subcommands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::Uri;
+use zt_identity::SpiffeId;
+use zt_telemetry::LogFormat;
+
+/// How to reach the ledger and prove who we are.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "payments",
+    version,
+    about = "Moves money through the ledger, over mutual TLS."
+)]
+pub struct Config {
+    /// The ledger's address.
+    #[arg(
+        long,
+        env = "PAYMENTS_SERVER",
+        default_value = "https://localhost:8443"
+    )]
+    pub server: Uri,
+    /// The SPIFFE ID the ledger must prove. A server with any other identity is refused, even
+    /// with a valid certificate from our CA.
+    #[arg(
+        long,
+        env = "PAYMENTS_SERVER_ID",
+        default_value = "spiffe://zt.example/ns/prod/sa/ledger"
+    )]
+    pub server_id: SpiffeId,
+    /// Keystore: our certificate chain (PEM, leaf first).
+    #[arg(long, env = "PAYMENTS_CERT", default_value = "certs/payments.pem")]
+    pub cert: PathBuf,
+    /// Keystore: our private key (PEM).
+    #[arg(long, env = "PAYMENTS_KEY", default_value = "certs/payments.key")]
+    pub key: PathBuf,
+    /// Truststore: the CA bundle the ledger's certificate must chain to.
+    #[arg(long, env = "PAYMENTS_CA", default_value = "certs/ca.pem")]
+    pub ca: PathBuf,
+    /// Time allowed for TCP connect plus TLS handshake.
+    #[arg(long, env = "PAYMENTS_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+    /// Deadline for each RPC.
+    #[arg(long, env = "PAYMENTS_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Attempts per RPC when the ledger is unreachable (with exponential backoff between them).
+    #[arg(long, env = "PAYMENTS_ATTEMPTS", default_value_t = 6)]
+    pub attempts: u32,
+    /// Log format.
+    #[arg(long, env = "PAYMENTS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The client's subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print an account's balance.
+    Balance {
+        /// The account.
+        account: String,
+    },
+    /// Move money between accounts.
+    Transfer {
+        /// Account to debit.
+        #[arg(long)]
+        from: String,
+        /// Account to credit.
+        #[arg(long)]
+        to: String,
+        /// Amount in currency units, at most two decimals (e.g. 12.50).
+        #[arg(long, value_parser = parse_amount)]
+        amount: i64,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        memo: String,
+        /// Idempotency key; a fresh UUID by default. Reuse it to retry safely.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// List transfers, newest first.
+    List {
+        /// Only transfers touching this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Tell the Zero Trust story: an allowed transfer, a balance check, and the auditor's
+    /// refused transfer. Exits non-zero unless every outcome is the expected one.
+    Demo {
+        /// The auditor's certificate (a second identity, allowed to read only).
+        #[arg(
+            long,
+            env = "PAYMENTS_AUDITOR_CERT",
+            default_value = "certs/auditor.pem"
+        )]
+        auditor_cert: PathBuf,
+        /// The auditor's private key.
+        #[arg(
+            long,
+            env = "PAYMENTS_AUDITOR_KEY",
+            default_value = "certs/auditor.key"
+        )]
+        auditor_key: PathBuf,
+    },
+}
+
+/// Parses `12`, `12.5` or `12.50` into cents. No floating point: money is exact.
+pub fn parse_amount(text: &str) -> Result<i64, String> {
+    let bad = || format!("{text:?} is not an amount like 12.50");
+    let (units, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if units.is_empty() || !units.bytes().all(|b| b.is_ascii_digit()) || fraction.len() > 2 {
+        return Err(bad());
+    }
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) || (text.contains('.') && fraction.is_empty())
+    {
+        return Err(bad());
+    }
+    let units: i64 = units.parse().map_err(|_| bad())?;
+    let cents: i64 = format!("{fraction:0<2}").parse().map_err(|_| bad())?;
+    units
+        .checked_mul(100)
+        .and_then(|u| u.checked_add(cents))
+        .ok_or_else(bad)
+}
+
+/// Formats cents as `$12.50`.
+pub fn format_cents(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}${}.{:02}", abs / 100, abs % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_parse_exactly() {
+        for (text, cents) in [
+            ("12", 1200),
+            ("12.5", 1250),
+            ("12.50", 1250),
+            ("0.01", 1),
+            ("0", 0),
+        ] {
+            assert_eq!(parse_amount(text), Ok(cents), "{text}");
+        }
+        for bad in [
+            "",
+            "-1",
+            "1.234",
+            "1.",
+            ".5",
+            "1e3",
+            "12,50",
+            "99999999999999999999",
+        ] {
+            assert!(parse_amount(bad).is_err(), "{bad} should be refused");
+        }
+        assert_eq!(format_cents(1250), "$12.50");
+        assert_eq!(format_cents(-5), "-$0.05");
+    }
+}
