@@ -1,5 +1,10 @@
 //! gRFC A43 semantics and the SPIFFE-aware extension, as tables. No sockets: identities come
 //! from certificates made here, read by the same code the server uses.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a panic is a failed assertion"
+)]
 
 use http::{HeaderMap, HeaderValue};
 use rcgen::{
@@ -340,7 +345,8 @@ fn audit_conditions() {
 
 #[test]
 fn malformed_policies_are_refused_with_the_reason() {
-    let table: &[(&str, fn(&PolicyError) -> bool)] = &[
+    type Check = fn(&PolicyError) -> bool;
+    let table: &[(&str, Check)] = &[
         ("not json", |e| matches!(e, PolicyError::Json(_))),
         (
             r#"{"name":"p","allow_rules":[{"name":"r"}],"alow_rules":[]}"#,

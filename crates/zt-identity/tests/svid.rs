@@ -1,4 +1,9 @@
 //! X509-SVID leaf rules, checked on certificates generated here with rcgen (no sockets).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a panic is a failed assertion"
+)]
 
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, ExtendedKeyUsagePurpose, IsCa, KeyPair,

@@ -165,13 +165,13 @@ impl Ca {
 
     /// Issues a leaf X509-SVID with a fresh ECDSA P-256 key, by the profile in the crate docs.
     pub fn issue(&self, request: &LeafRequest) -> Result<IssuedLeaf, PkiError> {
-        if let Some(domain) = &self.trust_domain {
-            if !request.spiffe_id.is_member_of(domain) {
-                return Err(PkiError::ForeignTrustDomain {
-                    id: request.spiffe_id.to_string(),
-                    ca_domain: domain.to_string(),
-                });
-            }
+        if let Some(domain) = &self.trust_domain
+            && !request.spiffe_id.is_member_of(domain)
+        {
+            return Err(PkiError::ForeignTrustDomain {
+                id: request.spiffe_id.to_string(),
+                ca_domain: domain.to_string(),
+            });
         }
         let now = OffsetDateTime::now_utc();
         let not_after = now + request.lifetime;

@@ -42,10 +42,8 @@ impl Bundle {
     /// Writes every file, creating parent directories. Without `force`, refuses (writing
     /// nothing) if any file exists.
     pub fn write(&self, force: bool) -> Result<Vec<PathBuf>, PkiError> {
-        if !force {
-            if let Some((path, ..)) = self.files.iter().find(|(path, ..)| path.exists()) {
-                return Err(PkiError::Exists(path.clone()));
-            }
+        if !force && let Some((path, ..)) = self.files.iter().find(|(path, ..)| path.exists()) {
+            return Err(PkiError::Exists(path.clone()));
         }
         self.files
             .iter()

@@ -12,7 +12,6 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             // One line: what failed and why, file names included.
-            tracing::error!("{err:#}");
             eprintln!("ledger: error: {err:#}");
             std::process::ExitCode::FAILURE
         }

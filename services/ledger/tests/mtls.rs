@@ -1,5 +1,10 @@
 //! The ledger over real sockets: who gets in, who is refused, and proof that refused callers
 //! never reached a handler.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a panic is a failed assertion"
+)]
 
 mod common;
 

@@ -1,4 +1,10 @@
 //! Shared setup: a PKI with the demo identities, and a ledger serving on 127.0.0.1:0.
+#![allow(dead_code, reason = "each test crate uses part of the shared setup")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test setup: a panic is a failed test"
+)]
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,0 +1,264 @@
+//! The `ledger` binary as an operator meets it: bad configuration fails fast with one clear
+//! line, and SIGTERM drains in-flight RPCs and exits 0.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a panic is a failed assertion"
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{LEDGER_ID, demo_policy, pki};
+use zt_proto::ledger::v1 as pb;
+use zt_proto::ledger::v1::ledger_client::LedgerClient;
+use zt_testkit::{mtls_channel, svid_params};
+
+fn ledger(args: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ledger"));
+    cmd.arg("--listen").arg("127.0.0.1:0").args(args);
+    cmd.env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits for the child to exit (killing it after `limit`) and returns its status and stderr.
+fn finish(mut child: Child, limit: Duration) -> (std::process::ExitStatus, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+            }
+            return (status, stderr);
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("ledger still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bad_configuration_fails_before_listening_with_one_line_naming_the_file() {
+    let p = pki();
+    let dir = p.pki.dir();
+    let write = |name: &str, text: &str| p.pki.write(name, text);
+    let garbage_pem = write(
+        "garbage.pem",
+        "-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n",
+    );
+    let empty = write("empty.pem", "");
+    let no_key = write("nokey.key", "just text\n");
+    let not_json = write("policy-not-json.json", "{ name: ledger");
+    let unknown_field = write(
+        "policy-typo.json",
+        r#"{"name":"p","allow_rules":[{"name":"r","sourec":{"principals":["*"]}}]}"#,
+    );
+    let no_allow = write("policy-no-allow.json", r#"{"name":"p","deny_rules":[]}"#);
+    let not_svid = p.pki.issue_params("not-svid", {
+        let mut params = svid_params(&[]);
+        params.subject_alt_names = vec![rcgen::SanType::DnsName("localhost".try_into().unwrap())];
+        params
+    });
+    let missing = dir.join("missing.pem");
+
+    let (cert, key, ca, policy) = (
+        &p.ledger.cert,
+        &p.ledger.key,
+        p.pki.ca_cert(),
+        demo_policy().to_owned(),
+    );
+    let cases: Vec<(&str, [&std::path::Path; 4], &str)> = vec![
+        (
+            "missing certificate",
+            [&missing, key, &ca, &policy],
+            "No such file",
+        ),
+        (
+            "malformed PEM",
+            [&garbage_pem, key, &ca, &policy],
+            "malformed PEM",
+        ),
+        (
+            "empty certificate file",
+            [&empty, key, &ca, &policy],
+            "no certificates found",
+        ),
+        (
+            "key of another identity",
+            [cert, &p.payments.key, &ca, &policy],
+            "does not match",
+        ),
+        (
+            "no key in key file",
+            [cert, &no_key, &ca, &policy],
+            "no private key found",
+        ),
+        (
+            "server certificate is not an SVID",
+            [&not_svid.cert, &not_svid.key, &ca, &policy],
+            "not an X509-SVID",
+        ),
+        (
+            "leaf in the CA bundle",
+            [cert, key, &p.payments.cert, &policy],
+            "not a CA certificate",
+        ),
+        (
+            "missing CA bundle",
+            [cert, key, &missing, &policy],
+            "No such file",
+        ),
+        (
+            "policy is not JSON",
+            [cert, key, &ca, &not_json],
+            "invalid policy JSON",
+        ),
+        (
+            "policy has an unknown field",
+            [cert, key, &ca, &unknown_field],
+            "unknown field `sourec`",
+        ),
+        (
+            "policy has no allow rules",
+            [cert, key, &ca, &no_allow],
+            "allow_rules",
+        ),
+    ];
+    for (what, [cert, key, ca, policy], problem) in cases {
+        let child = ledger(&[
+            "--cert".as_ref(),
+            cert.as_os_str(),
+            "--key".as_ref(),
+            key.as_os_str(),
+            "--ca".as_ref(),
+            ca.as_os_str(),
+            "--policy".as_ref(),
+            policy.as_os_str(),
+        ])
+        .spawn()
+        .unwrap();
+        let (status, stderr) = finish(child, Duration::from_secs(10));
+        assert!(!status.success(), "{what}: exited 0");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "{what}: want one error line, got:\n{stderr}"
+        );
+        let line = errors[0];
+        let named = [cert, key, ca, policy]
+            .iter()
+            .any(|f| line.contains(&*f.display().to_string()));
+        assert!(named, "{what}: the line names no file: {line}");
+        assert!(
+            line.contains(problem),
+            "{what}: want {problem:?} in: {line}"
+        );
+        assert!(
+            !stderr.contains("listening"),
+            "{what}: listened despite bad config"
+        );
+    }
+}
+
+#[test]
+fn invalid_trust_domain_flag_is_a_usage_error() {
+    let output = ledger(&["--trust-domain".as_ref(), "Not_Lowercase.Example".as_ref()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--trust-domain"));
+}
+
+/// SIGTERM while a server-streaming response is blocked on flow control: the stream still
+/// completes, then the process exits 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_in_flight_rpcs_and_exits_zero() {
+    let p = pki();
+    let mut child = ledger(&[
+        "--cert".as_ref(),
+        p.ledger.cert.as_os_str(),
+        "--key".as_ref(),
+        p.ledger.key.as_os_str(),
+        "--ca".as_ref(),
+        p.pki.ca_cert().as_os_str(),
+        "--policy".as_ref(),
+        demo_policy().as_os_str(),
+    ])
+    .spawn()
+    .unwrap();
+
+    // The ledger logs its bound address; read until then.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "ledger exited early"
+        );
+        if let Some(at) = line.find("address=") {
+            break line[at + "address=".len()..].trim().parse().unwrap();
+        }
+    };
+    let log = std::thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());
+
+    let mut client =
+        LedgerClient::new(mtls_channel(addr, &p.payments, &p.pki.ca_cert(), LEDGER_ID));
+    const TRANSFERS: u32 = 1000; // ~170 KB of records: more than one HTTP/2 window
+    for i in 0..TRANSFERS {
+        client
+            .transfer(pb::TransferRequest {
+                idempotency_key: format!("k-{i}"),
+                from_account: "alice".into(),
+                to_account: "bob".into(),
+                amount_cents: 1,
+                memo: "drain test".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let mut stream = client
+        .list_transfers(pb::ListTransfersRequest {
+            account_id: String::new(),
+            limit: TRANSFERS,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+
+    let kill = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut received = 1;
+    while stream
+        .message()
+        .await
+        .expect("in-flight stream completes after SIGTERM")
+        .is_some()
+    {
+        received += 1;
+    }
+    assert_eq!(received, TRANSFERS);
+
+    let (status, _) = tokio::task::spawn_blocking(move || finish(child, Duration::from_secs(15)))
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let log = log.join().unwrap().join("\n");
+    assert!(log.contains("draining in-flight RPCs"), "{log}");
+    assert!(log.contains("ledger stopped"), "{log}");
+}

@@ -1,0 +1,202 @@
+//! The payments client against real ledgers over real sockets: the demo story, impostor
+//! servers it must refuse, and reconnecting with backoff.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a panic is a failed assertion"
+)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::Parser as _;
+use ledger::service::LedgerService;
+use payments::{Config, Error, Ledger};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use zt_proto::ledger::v1 as pb;
+use zt_testkit::{Identity, TestPki, svid_params};
+
+const LEDGER_ID: &str = "spiffe://zt.example/ns/prod/sa/ledger";
+const PAYMENTS_ID: &str = "spiffe://zt.example/ns/prod/sa/payments";
+const AUDITOR_ID: &str = "spiffe://zt.example/ns/prod/sa/auditor";
+const POLICY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../config/ledger-policy.json"
+);
+
+/// Serves a ledger with `server` as its identity on `listener`, trusting `ca`.
+fn serve(
+    listener: TcpListener,
+    server: &Identity,
+    ca: &Path,
+) -> (LedgerService, oneshot::Sender<()>) {
+    let config = ledger::Config::parse_from([
+        "ledger".as_ref(),
+        "--cert".as_ref(),
+        server.cert.as_os_str(),
+        "--key".as_ref(),
+        server.key.as_os_str(),
+        "--ca".as_ref(),
+        ca.as_os_str(),
+        "--policy".as_ref(),
+        POLICY.as_ref(),
+    ]);
+    let server = ledger::Server::load(config).unwrap();
+    let service = server.ledger().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.run(listener, async {
+        let _ = stopped.await;
+    }));
+    (service, stop)
+}
+
+async fn serve_local(
+    server: &Identity,
+    ca: &Path,
+) -> (SocketAddr, LedgerService, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (service, stop) = serve(listener, server, ca);
+    (addr, service, stop)
+}
+
+fn client_config(addr: SocketAddr, me: &Identity, ca: &Path, extra: &[&str]) -> Config {
+    let mut args: Vec<String> = vec![
+        "payments".into(),
+        "--server".into(),
+        format!("https://localhost:{}", addr.port()),
+        "--server-id".into(),
+        LEDGER_ID.into(),
+        "--cert".into(),
+        me.cert.display().to_string(),
+        "--key".into(),
+        me.key.display().to_string(),
+        "--ca".into(),
+        ca.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    args.extend(["balance".to_owned(), "alice".to_owned()]);
+    Config::parse_from(args)
+}
+
+#[tokio::test]
+async fn demo_story_behaves_as_zero_trust_requires() {
+    let pki = TestPki::new("zt.example");
+    let server = pki.issue("ledger", LEDGER_ID, &["localhost"]);
+    let payments = pki.issue("payments", PAYMENTS_ID, &[]);
+    let auditor = pki.issue("auditor", AUDITOR_ID, &[]);
+    let (addr, service, _stop) = serve_local(&server, &pki.ca_cert()).await;
+
+    let config = client_config(addr, &payments, &pki.ca_cert(), &[]);
+    let as_payments = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
+    let as_auditor = Ledger::connect(&config, &auditor.cert, &auditor.key).unwrap();
+    let steps = payments::demo::run(&as_payments, &as_auditor).await;
+    let report = payments::demo::render(&steps);
+    assert_eq!(steps.len(), 5, "{report}");
+    assert!(steps.iter().all(|s| s.as_expected), "{report}");
+    assert!(steps[4].outcome.contains("PermissionDenied"), "{report}");
+    // Transfer, replayed transfer, two balances; the auditor's transfer never reached a handler.
+    assert_eq!(service.handled(), 4, "{report}");
+}
+
+#[tokio::test]
+async fn a_server_proving_another_identity_is_refused_before_any_request() {
+    let pki = TestPki::new("zt.example");
+    // Valid certificate from our own CA, for a different workload: a spoofed ledger.
+    let impostor = pki.issue(
+        "impostor",
+        "spiffe://zt.example/ns/prod/sa/impostor",
+        &["localhost"],
+    );
+    let payments = pki.issue("payments", PAYMENTS_ID, &[]);
+    let (addr, service, _stop) = serve_local(&impostor, &pki.ca_cert()).await;
+
+    let config = client_config(addr, &payments, &pki.ca_cert(), &[]);
+    let client = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
+    let started = Instant::now();
+    let err = client.balance("alice").await.unwrap_err();
+    match &err {
+        Error::ServerRefused(reason) => assert!(
+            reason.contains("presented spiffe://zt.example/ns/prod/sa/impostor")
+                && reason.contains(&format!("expected {LEDGER_ID}")),
+            "{reason}"
+        ),
+        other => panic!("want ServerRefused, got {other}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a refused identity is not retried"
+    );
+    assert_eq!(
+        service.handled(),
+        0,
+        "no request reached the impostor's handlers"
+    );
+}
+
+#[tokio::test]
+async fn a_server_from_a_foreign_ca_is_refused_even_with_the_right_id() {
+    let pki = TestPki::new("zt.example");
+    let rogue = TestPki::new("rogue.example");
+    let fake_ledger = rogue.issue_params("fake-ledger", svid_params(&[LEDGER_ID]));
+    let payments = pki.issue("payments", PAYMENTS_ID, &[]);
+    // The rogue server trusts our CA, so only the client's check can stop this.
+    let (addr, service, _stop) = serve_local(&fake_ledger, &pki.ca_cert()).await;
+
+    let config = client_config(addr, &payments, &pki.ca_cert(), &[]);
+    let client = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
+    let err = client.balance("alice").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::ServerRefused(reason) if reason.contains("UnknownIssuer")),
+        "{err}"
+    );
+    assert_eq!(service.handled(), 0);
+}
+
+#[tokio::test]
+async fn transfers_retry_with_backoff_until_the_ledger_is_up_and_apply_once() {
+    let pki = TestPki::new("zt.example");
+    let server = pki.issue("ledger", LEDGER_ID, &["localhost"]);
+    let payments = pki.issue("payments", PAYMENTS_ID, &[]);
+
+    // Reserve a port, leave it closed, and bring the ledger up there only after a while.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = client_config(addr, &payments, &pki.ca_cert(), &["--attempts", "5"]);
+    let client = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
+
+    let started = Instant::now();
+    let transfer = tokio::spawn(async move {
+        client
+            .transfer(pb::TransferRequest {
+                idempotency_key: "retry-me".into(),
+                from_account: "alice".into(),
+                to_account: "bob".into(),
+                amount_cents: 500,
+                memo: String::new(),
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (service, _stop) = serve(
+        TcpListener::bind(addr).await.unwrap(),
+        &server,
+        &pki.ca_cert(),
+    );
+
+    let response = transfer
+        .await
+        .unwrap()
+        .expect("succeeds once the ledger is up");
+    assert!(!response.replayed);
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "it waited for the ledger"
+    );
+    assert_eq!(service.handled(), 1, "applied exactly once");
+}
