@@ -44,6 +44,9 @@ pub enum PkiError {
         /// The CA's expiry.
         ca_not_after: String,
     },
+    /// A SPIFFE ID that does not parse.
+    #[error("invalid SPIFFE ID: {0}")]
+    SpiffeId(#[from] zt_identity::SpiffeIdError),
     /// A DNS name that is not a valid SAN.
     #[error("invalid DNS name {0:?}")]
     DnsName(String),

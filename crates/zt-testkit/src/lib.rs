@@ -25,7 +25,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tempfile::TempDir;
 use time::OffsetDateTime;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use zt_identity::{SpiffeId, TrustDomain};
 use zt_pki::{Ca, LeafRequest};
 
@@ -141,10 +141,27 @@ pub fn mtls_channel(addr: SocketAddr, client: &Identity, ca: &Path, server_id: &
     channel(addr, config)
 }
 
+/// What the server at `addr` answers a handshake presenting `client` as is (or nothing),
+/// before any request is sent: see [`zt_tls::probe`].
+pub async fn probe(addr: SocketAddr, client: Option<&Identity>, ca: &Path) -> zt_tls::Probe {
+    zt_tls::probe(
+        "localhost",
+        addr.port(),
+        raw_config(client, ca),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap()
+}
+
 /// A channel that presents `client` as is (or no certificate at all), with no checks of its
 /// own, and verifies the server only by chain to `ca` for the name `localhost`. For probing
 /// what the server refuses.
 pub fn raw_channel(addr: SocketAddr, client: Option<&Identity>, ca: &Path) -> Channel {
+    channel(addr, raw_config(client, ca))
+}
+
+fn raw_config(client: Option<&Identity>, ca: &Path) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(der.unwrap()).unwrap();
@@ -166,24 +183,12 @@ pub fn raw_channel(addr: SocketAddr, client: Option<&Identity>, ca: &Path) -> Ch
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
-    channel(addr, Arc::new(config))
+    Arc::new(config)
 }
 
 fn channel(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Channel {
-    Endpoint::from_shared(format!("https://localhost:{}", addr.port()))
-        .unwrap()
-        .timeout(Duration::from_secs(10))
-        .connect_with_connector_lazy(zt_tls::MtlsConnector::new(config, Duration::from_secs(5)))
-}
-
-/// The full text of an error and all its sources, for asserting on a refusal's reason.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
+    let uri = format!("https://localhost:{}", addr.port())
+        .parse()
+        .unwrap();
+    zt_tls::channel(uri, config, Duration::from_secs(5), Duration::from_secs(10))
 }

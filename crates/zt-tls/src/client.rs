@@ -15,6 +15,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use tonic::transport::{Channel, Endpoint};
 use zt_identity::SpiffeId;
 
 use crate::error::TlsError;
@@ -38,6 +39,22 @@ pub fn client_config(
         .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(keystore.certified_key())));
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A lazily connecting gRPC channel to `server` over mutual TLS with `config`: nothing is dialled
+/// until the first RPC, and a broken connection is redialled on the next one. HTTP/2 keepalive
+/// finds a dead server within a minute.
+pub fn channel(
+    server: Uri,
+    config: Arc<ClientConfig>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> Channel {
+    Endpoint::from(server)
+        .timeout(request_timeout)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .connect_with_connector_lazy(MtlsConnector::new(config, connect_timeout))
 }
 
 /// Connects a tonic channel over mutual TLS: TCP connect (bounded by `connect_timeout`), then

@@ -12,18 +12,21 @@
 //! - [`accept`]: the server's accept loop, with a handshake timeout, a connection cap, TCP
 //!   keepalive and a structured log line for every refused peer. Each connection carries a
 //!   [`PeerConnectInfo`] that caches the peer's identity for all requests on it.
-//! - [`MtlsConnector`]: the client's connector for `tonic::transport::Endpoint`.
+//! - [`channel`] / [`MtlsConnector`]: a tonic channel (or just its connector) over mutual TLS.
+//! - [`probe`]: what a server answers a given client configuration (alert, close, accept).
 
 mod acceptor;
 mod client;
 mod error;
+mod probe;
 mod server;
 mod store;
 mod verify;
 
 pub use acceptor::{AcceptLimits, PeerConnectInfo, PeerStream, accept, refusal_reason};
-pub use client::{MtlsConnector, client_config};
+pub use client::{MtlsConnector, channel, client_config};
 pub use error::TlsError;
+pub use probe::{Probe, probe};
 pub use server::server_config;
 pub use store::{Keystore, Truststore};
 pub use verify::UnexpectedServer;

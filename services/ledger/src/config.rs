@@ -48,6 +48,18 @@ pub struct Config {
     /// Resource limits.
     #[command(flatten)]
     pub limits: Limits,
+    /// Without a subcommand, serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the binary does besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Probe a running ledger's gRPC health service over mutual TLS, with this ledger's own
+    /// identity, at the --listen port on 127.0.0.1; exit 0 if it is serving. For container
+    /// healthchecks (scratch images have no shell or curl).
+    Health,
 }
 
 /// Bounds on everything a peer can hold. Defaults follow common hardening guidance; tonic's

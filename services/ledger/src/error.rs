@@ -25,6 +25,9 @@ pub enum Error {
         /// What is wrong with it.
         source: zt_authz::PolicyError,
     },
+    /// The health probe got no answer.
+    #[error("health check failed: {}", .0.message())]
+    Health(tonic::Status),
     /// The transport failed while serving.
     #[error("serving failed: {0}")]
     Serve(#[from] tonic::transport::Error),

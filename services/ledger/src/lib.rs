@@ -10,13 +10,16 @@
 //!   shutdown future completes (`run(listener, shutdown)`, so tests bind `127.0.0.1:0`).
 //! - [`book`]: accounts and idempotent transfers, pure logic.
 //! - [`service`]: the gRPC handlers over the book.
+//! - [`probe`]: the `health` subcommand, a health check over mTLS for containers.
 
 pub mod book;
 pub mod config;
 mod error;
+mod health;
 mod server;
 pub mod service;
 
-pub use config::Config;
+pub use config::{Command, Config};
 pub use error::Error;
+pub use health::probe;
 pub use server::Server;

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use ledger::{Config, Server};
+use ledger::{Command, Config, Server};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -19,6 +19,15 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    if let Some(Command::Health) = config.command {
+        let serving = ledger::probe(&config).await?;
+        println!(
+            "ledger: {}",
+            if serving { "SERVING" } else { "NOT SERVING" }
+        );
+        anyhow::ensure!(serving, "ledger is not serving");
+        return Ok(());
+    }
     let listen = config.listen;
     let server = Server::load(config)?;
     let listener = tokio::net::TcpListener::bind(listen)

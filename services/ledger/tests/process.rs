@@ -210,6 +210,28 @@ async fn sigterm_drains_in_flight_rpcs_and_exits_zero() {
     };
     let log = std::thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());
 
+    // The container healthcheck: the binary probes itself over mTLS with its own identity.
+    let addr: std::net::SocketAddr = addr;
+    let health = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["--listen", &addr.to_string(), "--cert"])
+        .arg(&p.ledger.cert)
+        .arg("--key")
+        .arg(&p.ledger.key)
+        .arg("--ca")
+        .arg(p.pki.ca_cert())
+        .arg("health")
+        .output()
+        .unwrap();
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&health.stdout).trim(),
+        "ledger: SERVING"
+    );
+
     let mut client =
         LedgerClient::new(mtls_channel(addr, &p.payments, &p.pki.ca_cert(), LEDGER_ID));
     const TRANSFERS: u32 = 1000; // ~170 KB of records: more than one HTTP/2 window

@@ -1,13 +1,12 @@
 //! A ledger client over mutual TLS, with retries that back off and never hide a refusal.
 
 use std::future::Future;
-use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
-use zt_tls::{Keystore, MtlsConnector, Truststore};
+use zt_tls::{Keystore, Truststore};
 
 use crate::backoff::Backoff;
 use crate::config::Config;
@@ -17,6 +16,7 @@ use crate::error::Error;
 #[derive(Debug, Clone)]
 pub struct Ledger {
     client: LedgerClient<Channel>,
+    channel: Channel,
     attempts: u32,
 }
 
@@ -31,14 +31,15 @@ impl Ledger {
         let keystore = Keystore::load(cert, key)?;
         let truststore = Truststore::load(&config.ca)?;
         let tls = zt_tls::client_config(&keystore, &truststore, config.server_id.clone())?;
-        let endpoint = Endpoint::from(config.server.clone())
-            .timeout(config.request_timeout)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(20));
-        let channel =
-            endpoint.connect_with_connector_lazy(MtlsConnector::new(tls, config.connect_timeout));
+        let channel = zt_tls::channel(
+            config.server.clone(),
+            tls,
+            config.connect_timeout,
+            config.request_timeout,
+        );
         Ok(Self {
-            client: LedgerClient::new(channel),
+            client: LedgerClient::new(channel.clone()),
+            channel,
             attempts: config.attempts.max(1),
         })
     }
@@ -91,6 +92,22 @@ impl Ledger {
             records.push(record);
         }
         Ok(records)
+    }
+
+    /// Asks the ledger's gRPC health service whether `ledger.v1.Ledger` is serving. One
+    /// attempt, no retries: a health check must answer quickly.
+    pub async fn health(&self) -> Result<bool, Error> {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let request = HealthCheckRequest {
+            service: "ledger.v1.Ledger".into(),
+        };
+        match HealthClient::new(self.channel.clone()).check(request).await {
+            Ok(r) => Ok(r.into_inner().status() == ServingStatus::Serving),
+            Err(status) => {
+                Err(tls_refusal(&status).map_or(Error::Rpc(status), Error::ServerRefused))
+            }
+        }
     }
 
     /// Runs `call` until it succeeds, fails for a reason retrying cannot fix, or the attempts

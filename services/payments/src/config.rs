@@ -94,21 +94,42 @@ pub enum Command {
     /// Tell the Zero Trust story: an allowed transfer, a balance check, and the auditor's
     /// refused transfer. Exits non-zero unless every outcome is the expected one.
     Demo {
-        /// The auditor's certificate (a second identity, allowed to read only).
+        /// Whose part to play: both (needs both keys, for a local run), or only the identity
+        /// given by --cert/--key (a container holding only its own key).
+        #[arg(long, value_enum, default_value_t = Role::Both)]
+        role: Role,
+        /// The auditor's certificate, for `--role both`.
         #[arg(
             long,
             env = "PAYMENTS_AUDITOR_CERT",
             default_value = "certs/auditor.pem"
         )]
         auditor_cert: PathBuf,
-        /// The auditor's private key.
+        /// The auditor's private key, for `--role both`.
         #[arg(
             long,
             env = "PAYMENTS_AUDITOR_KEY",
             default_value = "certs/auditor.key"
         )]
         auditor_key: PathBuf,
+        /// After the story, keep going every DURATION (payments: a small transfer; auditor: a
+        /// read and a refused transfer) until stopped. Without it, exit after the story.
+        #[arg(long, env = "PAYMENTS_REPEAT_EVERY", value_parser = humantime::parse_duration)]
+        repeat_every: Option<Duration>,
     },
+    /// Check the ledger's health over mutual TLS with our identity; exit 0 if it is serving.
+    Health,
+}
+
+/// Which identity plays which part of the demo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Both identities (`--cert` is payments, `--auditor-cert` the auditor).
+    Both,
+    /// The payments identity only.
+    Payments,
+    /// The auditor identity only (given with `--cert`/`--key`).
+    Auditor,
 }
 
 /// Parses `12`, `12.5` or `12.50` into cents. No floating point: money is exact.

@@ -19,10 +19,8 @@ pub struct Step {
     pub as_expected: bool,
 }
 
-/// Runs the story with the payments identity (`payments`) and the auditor's (`auditor`).
-pub async fn run(payments: &Ledger, auditor: &Ledger) -> Vec<Step> {
-    let mut steps = Vec::new();
-
+/// The payments part: an allowed transfer, its retry (applied once), a balance check.
+pub async fn payments_story(payments: &Ledger) -> Vec<Step> {
     let transfer = pb::TransferRequest {
         idempotency_key: uuid::Uuid::new_v4().to_string(),
         from_account: "alice".into(),
@@ -30,50 +28,51 @@ pub async fn run(payments: &Ledger, auditor: &Ledger) -> Vec<Step> {
         amount_cents: 12_50,
         memo: "demo: invoice 42".into(),
     };
-    steps.push(match payments.transfer(transfer.clone()).await {
-        Ok(r) => Step {
-            action: "payments transfers $12.50 from alice to bob".into(),
-            outcome: format!(
-                "ALLOWED: {} recorded, initiated by {}",
-                r.transfer.as_ref().map_or("?", |t| t.transfer_id.as_str()),
-                r.transfer.as_ref().map_or("?", |t| t.initiated_by.as_str()),
-            ),
-            as_expected: true,
-        },
-        Err(e) => unexpected("payments transfers $12.50 from alice to bob", &e),
-    });
+    let first = payments_transfer(
+        payments,
+        "payments transfers $12.50 from alice to bob",
+        transfer.clone(),
+    )
+    .await;
 
-    steps.push(match payments.transfer(transfer).await {
+    let action = "payments retries the same transfer (same idempotency key)";
+    let retry = match payments.transfer(transfer).await {
         Ok(r) if r.replayed => Step {
-            action: "payments retries the same transfer (same idempotency key)".into(),
+            action: action.into(),
             outcome: "ALLOWED, applied once: the ledger replayed the original result".into(),
             as_expected: true,
         },
         Ok(_) => Step {
-            action: "payments retries the same transfer (same idempotency key)".into(),
+            action: action.into(),
             outcome: "applied TWICE: idempotency failed".into(),
             as_expected: false,
         },
-        Err(e) => unexpected("payments retries the same transfer", &e),
-    });
+        Err(e) => unexpected(action, &e),
+    };
 
-    steps.push(match payments.balance("alice").await {
+    let action = "payments checks alice's balance";
+    let balance = match payments.balance("alice").await {
         Ok(cents) => Step {
-            action: "payments checks alice's balance".into(),
+            action: action.into(),
             outcome: format!("ALLOWED: {}", format_cents(cents)),
             as_expected: true,
         },
-        Err(e) => unexpected("payments checks alice's balance", &e),
-    });
+        Err(e) => unexpected(action, &e),
+    };
+    vec![first, retry, balance]
+}
 
-    steps.push(match auditor.balance("bob").await {
+/// The auditor part: a read it may do, and a transfer it must be refused.
+pub async fn auditor_story(auditor: &Ledger) -> Vec<Step> {
+    let action = "auditor reads bob's balance";
+    let read = match auditor.balance("bob").await {
         Ok(cents) => Step {
-            action: "auditor reads bob's balance".into(),
+            action: action.into(),
             outcome: format!("ALLOWED (read-only role): {}", format_cents(cents)),
             as_expected: true,
         },
-        Err(e) => unexpected("auditor reads bob's balance", &e),
-    });
+        Err(e) => unexpected(action, &e),
+    };
 
     let attempt = pb::TransferRequest {
         idempotency_key: uuid::Uuid::new_v4().to_string(),
@@ -83,7 +82,7 @@ pub async fn run(payments: &Ledger, auditor: &Ledger) -> Vec<Step> {
         memo: "auditor trying to move money".into(),
     };
     let action = "auditor tries to transfer $1000.00 from bob to carol";
-    steps.push(match auditor.transfer(attempt).await {
+    let refused = match auditor.transfer(attempt).await {
         Err(e) if e.code() == Some(Code::PermissionDenied) => Step {
             action: action.into(),
             outcome: format!("REFUSED before any handler ran: {e}"),
@@ -95,8 +94,45 @@ pub async fn run(payments: &Ledger, auditor: &Ledger) -> Vec<Step> {
             as_expected: false,
         },
         Err(e) => unexpected(action, &e),
-    });
-    steps
+    };
+    vec![read, refused]
+}
+
+/// One periodic payment of $1.00, alternating direction so no account drains.
+pub async fn payments_tick(payments: &Ledger, tick: u64) -> Step {
+    let (from, to) = if tick.is_multiple_of(2) {
+        ("alice", "bob")
+    } else {
+        ("bob", "alice")
+    };
+    let transfer = pb::TransferRequest {
+        idempotency_key: uuid::Uuid::new_v4().to_string(),
+        from_account: from.into(),
+        to_account: to.into(),
+        amount_cents: 1_00,
+        memo: format!("periodic payment {tick}"),
+    };
+    payments_transfer(
+        payments,
+        &format!("payments transfers $1.00 from {from} to {to}"),
+        transfer,
+    )
+    .await
+}
+
+async fn payments_transfer(payments: &Ledger, action: &str, transfer: pb::TransferRequest) -> Step {
+    match payments.transfer(transfer).await {
+        Ok(r) => Step {
+            action: action.into(),
+            outcome: format!(
+                "ALLOWED: {} recorded, initiated by {}",
+                r.transfer.as_ref().map_or("?", |t| t.transfer_id.as_str()),
+                r.transfer.as_ref().map_or("?", |t| t.initiated_by.as_str()),
+            ),
+            as_expected: true,
+        },
+        Err(e) => unexpected(action, &e),
+    }
 }
 
 fn unexpected(action: &str, err: &crate::Error) -> Step {

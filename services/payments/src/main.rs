@@ -1,8 +1,8 @@
 //! `payments`: parse flags, set up logging, run one subcommand.
 
 use clap::Parser as _;
-use payments::config::format_cents;
-use payments::{Command, Config, Ledger};
+use payments::config::{Role, format_cents};
+use payments::{Command, Config, Ledger, demo};
 use zt_proto::ledger::v1 as pb;
 
 #[tokio::main]
@@ -75,14 +75,53 @@ async fn run(config: Config) -> anyhow::Result<bool> {
             }
         }
         Command::Demo {
+            role,
             auditor_cert,
             auditor_key,
+            repeat_every,
         } => {
-            let auditor = Ledger::connect(&config, auditor_cert, auditor_key)?;
-            let steps = payments::demo::run(&ledger, &auditor).await;
-            print!("{}", payments::demo::render(&steps));
-            return Ok(steps.iter().all(|s| s.as_expected));
+            let mut steps = Vec::new();
+            match role {
+                Role::Both => {
+                    let auditor = Ledger::connect(&config, auditor_cert, auditor_key)?;
+                    steps.extend(demo::payments_story(&ledger).await);
+                    steps.extend(demo::auditor_story(&auditor).await);
+                }
+                Role::Payments => steps.extend(demo::payments_story(&ledger).await),
+                Role::Auditor => steps.extend(demo::auditor_story(&ledger).await),
+            }
+            print!("{}", demo::render(&steps));
+            if !steps.iter().all(|s| s.as_expected) {
+                return Ok(false);
+            }
+            if let Some(every) = repeat_every {
+                keep_going(&ledger, *role, *every).await;
+            }
+        }
+        Command::Health => {
+            let serving = ledger.health().await?;
+            println!(
+                "ledger: {}",
+                if serving { "SERVING" } else { "NOT SERVING" }
+            );
+            return Ok(serving);
         }
     }
     Ok(true)
+}
+
+/// Plays the role's periodic part until the process is stopped. A failed round is printed,
+/// not fatal: the ledger may be restarting, and the client reconnects with backoff.
+async fn keep_going(ledger: &Ledger, role: Role, every: std::time::Duration) {
+    for tick in 0u64.. {
+        tokio::time::sleep(every).await;
+        let round = match role {
+            Role::Payments | Role::Both => vec![demo::payments_tick(ledger, tick).await],
+            Role::Auditor => demo::auditor_story(ledger).await,
+        };
+        for step in round {
+            let mark = if step.as_expected { "ok " } else { "BAD" };
+            println!("[{mark}] {} -> {}", step.action, step.outcome);
+        }
+    }
 }

@@ -92,13 +92,20 @@ async fn demo_story_behaves_as_zero_trust_requires() {
     let config = client_config(addr, &payments, &pki.ca_cert(), &[]);
     let as_payments = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
     let as_auditor = Ledger::connect(&config, &auditor.cert, &auditor.key).unwrap();
-    let steps = payments::demo::run(&as_payments, &as_auditor).await;
+    let mut steps = payments::demo::payments_story(&as_payments).await;
+    steps.extend(payments::demo::auditor_story(&as_auditor).await);
+    assert!(as_auditor.health().await.unwrap(), "health check over mTLS");
     let report = payments::demo::render(&steps);
     assert_eq!(steps.len(), 5, "{report}");
     assert!(steps.iter().all(|s| s.as_expected), "{report}");
     assert!(steps[4].outcome.contains("PermissionDenied"), "{report}");
     // Transfer, replayed transfer, two balances; the auditor's transfer never reached a handler.
     assert_eq!(service.handled(), 4, "{report}");
+    let tick = payments::demo::payments_tick(&as_payments, 1).await;
+    assert!(
+        tick.as_expected && tick.outcome.contains("ALLOWED"),
+        "{tick:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,330 @@
+//! The intruders. Each attack from the source article, tried for real against the ledger over
+//! the network, with a verdict that counts as `Blocked` only for the right reason.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use zt_identity::SpiffeId;
+use zt_proto::ledger::v1 as pb;
+use zt_proto::ledger::v1::ledger_client::LedgerClient;
+use zt_tls::Probe;
+
+/// One intrusion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Attack {
+    /// Call the ledger with no client certificate (an unauthenticated caller).
+    NoCert,
+    /// Present a certificate from a rogue CA that copies our CA's name (a spoofed client).
+    RogueCa,
+    /// Present a partner trust domain's stolen certificate (its CA is trusted, its domain not).
+    StolenCert,
+    /// Present our CA's certificate after it expired.
+    ExpiredCert,
+    /// Speak plaintext HTTP/2 to the TLS port.
+    Plaintext,
+    /// Send a password and a bearer token instead of a certificate (credential stuffing).
+    BearerToken,
+    /// As the authenticated auditor, try to move money (a malicious API request).
+    MaliciousRequest,
+    /// As payments, call an impostor posing as the ledger with a genuine certificate of another
+    /// workload (spoofing / on-path): payments must refuse it.
+    SpoofedServer,
+}
+
+/// Where to attack and with what.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The server to attack (for `spoofed-server`: the impostor).
+    pub server: Uri,
+    /// The identity a legitimate client requires of the ledger.
+    pub server_id: SpiffeId,
+    /// Directory with the attackers' certificates (`rogue`, `stolen`, `expired`).
+    pub material: PathBuf,
+    /// A genuine identity's certificate, for attacks made with one (`malicious-request`,
+    /// `spoofed-server`).
+    pub cert: Option<PathBuf>,
+    /// Its key.
+    pub key: Option<PathBuf>,
+    /// The truststore of that identity.
+    pub ca: PathBuf,
+}
+
+/// The outcome of one attack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Refused by the defence, and how.
+    Blocked(String),
+    /// The attack worked.
+    Breach(String),
+    /// Nothing can be concluded (for example the target was not reachable at all).
+    Inconclusive(String),
+}
+
+/// Runs one attack and judges it.
+pub async fn run(attack: Attack, target: &Target) -> Verdict {
+    match attack {
+        Attack::NoCert => probe(target, None, None).await,
+        Attack::RogueCa => probe(target, Some(&target.material.join("rogue")), None).await,
+        Attack::StolenCert => probe(target, Some(&target.material.join("stolen")), None).await,
+        Attack::ExpiredCert => probe(target, Some(&target.material.join("expired")), None).await,
+        Attack::BearerToken => {
+            probe(
+                target,
+                None,
+                Some("Bearer eyJhbGciOiJIUzI1NiJ9.c3RvbGVu.dG9rZW4"),
+            )
+            .await
+        }
+        Attack::Plaintext => plaintext(target).await,
+        Attack::MaliciousRequest => malicious_request(target).await,
+        Attack::SpoofedServer => spoofed_server(target).await,
+    }
+}
+
+/// Connects over TLS presenting `identity` (`<path>.pem`/`.key`) or nothing, trusting any
+/// server (attackers do not verify), and waits for the ledger's verdict before sending a byte:
+/// a TLS alert means refused. Only if the ledger accepts the connection is a `GetBalance` call
+/// attempted (with an optional `authorization` header), and then only its answer decides.
+async fn probe(target: &Target, identity: Option<&Path>, authorization: Option<&str>) -> Verdict {
+    let config = match attacker_config(identity) {
+        Ok(config) => config,
+        Err(e) => return Verdict::Inconclusive(format!("could not prepare the attack: {e}")),
+    };
+    let host = target.server.host().unwrap_or_default();
+    let port = target.server.port_u16().unwrap_or(443);
+    match zt_tls::probe(host, port, Arc::clone(&config), Duration::from_secs(3)).await {
+        Err(e) => return Verdict::Inconclusive(format!("target unreachable: {host}:{port}: {e}")),
+        Ok(Probe::Refused(alert)) => {
+            return Verdict::Blocked(format!(
+                "refused during the TLS handshake with alert {alert:?}"
+            ));
+        }
+        Ok(Probe::Closed) => {
+            return Verdict::Blocked(
+                "the ledger closed the connection during the handshake".into(),
+            );
+        }
+        Ok(Probe::Accepted) => {}
+    }
+    let channel = zt_tls::channel(
+        target.server.clone(),
+        config,
+        Duration::from_secs(5),
+        Duration::from_secs(10),
+    );
+    let mut request = tonic::Request::new(pb::GetBalanceRequest {
+        account_id: "alice".into(),
+    });
+    if let Some(token) = authorization {
+        let metadata = request.metadata_mut();
+        if let Ok(value) = token.parse() {
+            metadata.insert("authorization", value);
+        }
+        if let Ok(value) = "admin:hunter2".parse() {
+            metadata.insert("x-password", value);
+        }
+    }
+    match LedgerClient::new(channel).get_balance(request).await {
+        Ok(r) => Verdict::Breach(format!(
+            "the ledger answered: alice has {} cents",
+            r.into_inner().balance_cents
+        )),
+        Err(status) => match status.code() {
+            Code::Unauthenticated | Code::PermissionDenied => Verdict::Blocked(format!(
+                "refused by the authorization layer: {:?}",
+                status.code()
+            )),
+            _ => Verdict::Inconclusive(format!(
+                "failed, but not visibly by the defence: {}",
+                chain(&status)
+            )),
+        },
+    }
+}
+
+async fn plaintext(target: &Target) -> Verdict {
+    let authority = target.server.authority().map_or("", |a| a.as_str());
+    let channel = match Endpoint::from_shared(format!("http://{authority}")) {
+        Ok(endpoint) => endpoint.timeout(Duration::from_secs(5)).connect_lazy(),
+        Err(e) => return Verdict::Inconclusive(e.to_string()),
+    };
+    let request = pb::GetBalanceRequest {
+        account_id: "alice".into(),
+    };
+    match LedgerClient::new(channel).get_balance(request).await {
+        Ok(_) => Verdict::Breach("the ledger answered plaintext HTTP/2".into()),
+        Err(status) if unreachable(&status) => {
+            Verdict::Inconclusive(format!("target unreachable: {}", chain(&status)))
+        }
+        Err(status) => Verdict::Blocked(format!(
+            "no plaintext listener: the TLS port rejected it ({})",
+            chain(&status)
+        )),
+    }
+}
+
+async fn malicious_request(target: &Target) -> Verdict {
+    let channel = match genuine_channel(target) {
+        Ok(channel) => channel,
+        Err(e) => return Verdict::Inconclusive(format!("could not load the identity: {e}")),
+    };
+    let attempt = pb::TransferRequest {
+        idempotency_key: "malicious-1".into(),
+        from_account: "bob".into(),
+        to_account: "carol".into(),
+        amount_cents: 1_000_00,
+        memo: "auditor moving money".into(),
+    };
+    match LedgerClient::new(channel).transfer(attempt).await {
+        Ok(_) => Verdict::Breach("the read-only auditor moved money".into()),
+        Err(status) if status.code() == Code::PermissionDenied => Verdict::Blocked(format!(
+            "authenticated, but refused per method before any handler: {}",
+            status.message()
+        )),
+        Err(status) => Verdict::Inconclusive(format!("unexpected answer: {}", chain(&status))),
+    }
+}
+
+async fn spoofed_server(target: &Target) -> Verdict {
+    let config = payments_config(target);
+    let (Some(cert), Some(key)) = (&target.cert, &target.key) else {
+        return Verdict::Inconclusive("needs the victim's identity (--cert, --key)".into());
+    };
+    let client = match payments::Ledger::connect(&config, cert, key) {
+        Ok(client) => client,
+        Err(e) => return Verdict::Inconclusive(format!("could not load the identity: {e}")),
+    };
+    match client.balance("alice").await {
+        Ok(_) => Verdict::Breach("payments talked to the impostor".into()),
+        Err(payments::Error::ServerRefused(reason)) => Verdict::Blocked(format!(
+            "payments refused the impostor during the handshake: {reason}"
+        )),
+        Err(e) => Verdict::Inconclusive(format!("unexpected failure: {e}")),
+    }
+}
+
+fn payments_config(target: &Target) -> payments::Config {
+    use clap::Parser as _;
+    payments::Config::parse_from([
+        "payments".as_ref(),
+        "--server".as_ref(),
+        target.server.to_string().as_ref(),
+        "--server-id".as_ref(),
+        target.server_id.as_str().as_ref(),
+        "--ca".as_ref(),
+        target.ca.as_os_str(),
+        "--attempts".as_ref(),
+        "1".as_ref(),
+        "health".as_ref(),
+    ] as [&std::ffi::OsStr; 10])
+}
+
+fn unreachable(status: &Status) -> bool {
+    let text = chain(status);
+    text.contains("Connection refused")
+        || text.contains("failed to lookup")
+        || text.contains("dns error")
+}
+
+fn chain(status: &Status) -> String {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    text
+}
+
+fn genuine_channel(target: &Target) -> anyhow::Result<Channel> {
+    let (Some(cert), Some(key)) = (&target.cert, &target.key) else {
+        anyhow::bail!("needs a genuine identity (--cert, --key)");
+    };
+    let keystore = zt_tls::Keystore::load(cert, key)?;
+    let truststore = zt_tls::Truststore::load(&target.ca)?;
+    let tls = zt_tls::client_config(&keystore, &truststore, target.server_id.clone())?;
+    Ok(zt_tls::channel(
+        target.server.clone(),
+        tls,
+        Duration::from_secs(5),
+        Duration::from_secs(10),
+    ))
+}
+
+fn attacker_config(identity: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let provider = zt_tls::crypto_provider();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(TrustAnything(provider)));
+    let mut config = match identity {
+        Some(base) => {
+            let chain = CertificateDer::pem_file_iter(base.with_extension("pem"))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = PrivateKeyDer::from_pem_file(base.with_extension("key"))?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// An attacker does not care who the server is.
+#[derive(Debug)]
+struct TrustAnything(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for TrustAnything {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,33 @@
+//! `ledger health`: a container healthcheck that goes through the same mutual TLS and policy
+//! as every client, so "healthy" means "serving authenticated, authorized RPCs".
+
+use std::time::Duration;
+
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use zt_tls::{Keystore, Truststore};
+
+use crate::config::Config;
+use crate::error::Error;
+
+/// Asks the ledger listening on `config.listen`'s port (on loopback) whether it is serving,
+/// presenting this ledger's own certificate and requiring the server to prove the same
+/// SPIFFE ID.
+pub async fn probe(config: &Config) -> Result<bool, Error> {
+    let keystore = Keystore::load(&config.cert, &config.key)?;
+    let truststore = Truststore::load(&config.ca)?;
+    let tls = zt_tls::client_config(&keystore, &truststore, keystore.spiffe_id().clone())?;
+    let uri = format!("https://127.0.0.1:{}", config.listen.port())
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| {
+            Error::Health(tonic::Status::invalid_argument(e.to_string()))
+        })?;
+    let channel = zt_tls::channel(uri, tls, Duration::from_secs(3), Duration::from_secs(3));
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(), // the server as a whole
+        })
+        .await
+        .map_err(Error::Health)?;
+    Ok(response.into_inner().status() == ServingStatus::Serving)
+}
