@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# End-to-end test of the compose lab, for CI. Brings everything up under a unique project
+# name, then asserts from exit codes, health states and mounts (not only log text):
+#   - pki finished with 0; ledger, payments and auditor are running and healthy;
+#   - payments and auditor told their story with every step as expected;
+#   - every intruder exited 0 (blocked), and the ledger is still healthy afterwards;
+#   - each workload mounts only its own volume, read-only, and nobody but pki mounts the CA.
+# Always tears down (containers, network, volumes), also on failure. Bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/compose.sh
+
+project="zte2e$(date +%s)$$"
+dc() { "${COMPOSE[@]}" --project-name "$project" --profile attacks "$@"; }
+cleanup() {
+  local status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "== FAILED; logs follow"
+    dc logs --no-color 2>&1 | tail -n 150 || true
+  fi
+  dc down --volumes --remove-orphans >/dev/null 2>&1 || true
+  exit "$status"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+cid() { dc ps -q "$1"; }
+state() { docker inspect -f "$2" "$(cid "$1")"; }
+
+# Wait until `cond` (a command) succeeds, at most $1 seconds.
+wait_for() {
+  local limit=$1; shift
+  local start=$SECONDS
+  until "$@"; do
+    [ $((SECONDS - start)) -lt "$limit" ] || return 1
+    sleep 2
+  done
+}
+
+./scripts/build-image.sh
+
+attacks=(attack-no-cert attack-rogue-ca attack-stolen-cert attack-expired-cert
+         attack-plaintext attack-bearer-token attack-malicious-request attack-spoofed-server)
+
+echo "== compose up (project $project)"
+dc up --detach
+
+healthy() { [ "$(state "$1" '{{.State.Health.Status}}')" = healthy ]; }
+exited() { [ "$(state "$1" '{{.State.Status}}')" = exited ]; }
+all_exited() { for a in "${attacks[@]}"; do exited "$a" || return 1; done; }
+told_story() { dc logs --no-color "$1" 2>/dev/null | grep -q "steps behaved as Zero Trust requires"; }
+
+[ "$(state pki '{{.State.ExitCode}}')" = 0 ] || fail "pki exited non-zero"
+wait_for 90 healthy ledger || fail "ledger never became healthy"
+wait_for 90 all_exited || fail "some intruders still running after 90 s"
+for svc in payments auditor; do
+  wait_for 60 told_story "$svc" || fail "$svc never finished its story"
+  wait_for 60 healthy "$svc" || fail "$svc is not healthy (a failed story exits non-zero)"
+done
+
+echo "== verdicts"
+failed=0
+for a in "${attacks[@]}"; do
+  code=$(state "$a" '{{.State.ExitCode}}')
+  verdict=$(docker logs "$(cid "$a")" 2>&1 | tail -n 1)
+  printf '%-26s exit %s  %s\n' "$a" "$code" "$verdict"
+  [ "$code" = 0 ] || failed=1
+done
+[ "$failed" = 0 ] || fail "an intruder was not blocked"
+
+echo "== story"
+for svc in payments auditor; do
+  dc logs --no-color "$svc" | grep -E '^\S+\s+\| (\[ok \]|\[BAD\]|demo:)' | head -n 8 || true
+  if dc logs --no-color "$svc" | grep -q '\[BAD\]'; then fail "$svc reported a step that was not as expected"; fi
+done
+healthy ledger || fail "ledger unhealthy after the attacks"
+[ "$(state ledger '{{.State.Running}}')" = true ] || fail "ledger stopped"
+
+echo "== isolation"
+mounts() { state "$1" '{{range .Mounts}}{{.Name}}:{{.RW}} {{end}}' | xargs -n1 | sed "s/^${project}_//" | sort | xargs; }
+expect_mounts() {
+  local got; got=$(mounts "$1")
+  [ "$got" = "$2" ] || fail "$1 mounts '$got', expected '$2'"
+  echo "$1: $got"
+}
+expect_mounts ledger "ledger-keys:false"
+expect_mounts payments "payments-keys:false"
+expect_mounts auditor "auditor-keys:false"
+for svc in ledger payments auditor impostor "${attacks[@]}"; do
+  mounts "$svc" | grep -qw "ca:.*" && fail "$svc mounts the CA volume"
+  [ "$(state "$svc" '{{.HostConfig.ReadonlyRootfs}}')" = true ] || fail "$svc root filesystem is writable"
+  [ "$(state "$svc" '{{.Config.User}}')" = "65532:65532" ] || fail "$svc runs as root"
+done
+echo "ledger, payments, auditor, impostor and intruders: read-only root, non-root, no CA key"
+
+echo "e2e: 1 passed, 0 failed"
