@@ -47,16 +47,7 @@ pub fn write_lab(out: &Path, lifetime: Duration) -> Result<(), PkiError> {
         issuer.issue(&request)
     };
     let mut keystore = |dir: &str, name: &str, leaf: IssuedLeaf| {
-        files.add(
-            out.join(format!("{dir}/{name}.pem")),
-            leaf.cert_pem,
-            Secrecy::Public,
-        );
-        files.add(
-            out.join(format!("{dir}/{name}.key")),
-            leaf.key_pem,
-            Secrecy::Private,
-        );
+        files.add_leaf(&out.join(dir).join(name), leaf);
     };
     let workload = |name: &str| format!("spiffe://{TRUST_DOMAIN}/ns/prod/sa/{name}");
 

@@ -10,8 +10,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use clap::Parser as _;
-use tokio::sync::oneshot;
 use zt_lab::attack::{Attack, Target, Verdict, run};
 
 const POLICY: &str = concat!(
@@ -19,35 +17,19 @@ const POLICY: &str = concat!(
     "/../../config/ledger-policy.json"
 );
 
-async fn serve(
-    dir: &Path,
-    name: &str,
-) -> (
-    SocketAddr,
-    ledger::service::LedgerService,
-    oneshot::Sender<()>,
-) {
-    let file = |f: &str| dir.join(name).join(f).display().to_string();
-    let config = ledger::Config::parse_from([
-        "ledger".to_owned(),
-        "--cert".into(),
-        file(&format!("{name}.pem")),
-        "--key".into(),
-        file(&format!("{name}.key")),
-        "--ca".into(),
-        file("ca-bundle.pem"),
-        "--policy".into(),
-        POLICY.into(),
-    ]);
-    let server = ledger::Server::load(config).unwrap();
-    let service = server.ledger().clone();
+async fn serve(dir: &Path, name: &str) -> ledger::Background {
+    let file = |f: &str| dir.join(name).join(f);
+    let config = ledger::Config::with_files(
+        &file(&format!("{name}.pem")),
+        &file(&format!("{name}.key")),
+        &file("ca-bundle.pem"),
+        Path::new(POLICY),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run(listener, async {
-        let _ = stopped.await;
-    }));
-    (addr, service, stop)
+    ledger::Server::load(config)
+        .unwrap()
+        .spawn(listener)
+        .unwrap()
 }
 
 fn target(dir: &Path, addr: SocketAddr, identity: Option<&str>) -> Target {
@@ -69,8 +51,9 @@ async fn every_intruder_is_blocked_and_no_handler_runs() {
     zt_lab::pki::write_lab(lab.path(), Duration::from_secs(3600)).unwrap();
     // The `expired` leaf lives 1 s; X.509 times have 1 s resolution and the check is inclusive.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let (ledger, service, _stop_ledger) = serve(lab.path(), "ledger").await;
-    let (impostor, impostor_service, _stop_impostor) = serve(lab.path(), "impostor").await;
+    let real = serve(lab.path(), "ledger").await;
+    let fake = serve(lab.path(), "impostor").await;
+    let (ledger, impostor) = (real.addr, fake.addr);
 
     let cases = [
         (
@@ -120,9 +103,13 @@ async fn every_intruder_is_blocked_and_no_handler_runs() {
             other => panic!("{attack:?}: {other:?}"),
         }
     }
-    assert_eq!(service.handled(), 0, "no intruder reached a ledger handler");
     assert_eq!(
-        impostor_service.handled(),
+        real.service.handled(),
+        0,
+        "no intruder reached a ledger handler"
+    );
+    assert_eq!(
+        fake.service.handled(),
         0,
         "payments sent the impostor nothing"
     );
@@ -132,7 +119,8 @@ async fn every_intruder_is_blocked_and_no_handler_runs() {
 async fn a_legitimate_identity_is_not_blocked_so_the_verdict_means_something() {
     let lab = tempfile::tempdir().unwrap();
     zt_lab::pki::write_lab(lab.path(), Duration::from_secs(3600)).unwrap();
-    let (ledger, _service, _stop) = serve(lab.path(), "ledger").await;
+    let running = serve(lab.path(), "ledger").await;
+    let ledger = running.addr;
     // The payments identity may move money: the "malicious request" is then a breach.
     let verdict = run(
         Attack::MaliciousRequest,

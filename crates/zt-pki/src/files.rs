@@ -4,6 +4,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::ca::IssuedLeaf;
 use crate::error::PkiError;
 
 /// Whether a file is secret (private key) or public (certificate).
@@ -39,6 +40,13 @@ impl Bundle {
         self
     }
 
+    /// Adds a leaf's keystore: `<base>.pem` (certificate, public) and `<base>.key` (private).
+    /// The suffixes are appended, never substituted: `certs/api.v2` gives `certs/api.v2.pem`.
+    pub fn add_leaf(&mut self, base: &Path, leaf: IssuedLeaf) -> &mut Self {
+        self.add(with_suffix(base, "pem"), leaf.cert_pem, Secrecy::Public);
+        self.add(with_suffix(base, "key"), leaf.key_pem, Secrecy::Private)
+    }
+
     /// Writes every file, creating parent directories. Without `force`, refuses (writing
     /// nothing) if any file exists.
     pub fn write(&self, force: bool) -> Result<Vec<PathBuf>, PkiError> {
@@ -53,6 +61,13 @@ impl Bundle {
             })
             .collect()
     }
+}
+
+fn with_suffix(base: &Path, suffix: &str) -> PathBuf {
+    let mut path = base.as_os_str().to_owned();
+    path.push(".");
+    path.push(suffix);
+    path.into()
 }
 
 fn write_file(path: &Path, contents: &str, secrecy: Secrecy) -> Result<(), PkiError> {
@@ -90,4 +105,31 @@ pub fn read(path: &Path) -> Result<String, PkiError> {
         path: path.to_owned(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_suffixes_are_appended() {
+        let mut bundle = Bundle::new();
+        let leaf = IssuedLeaf {
+            cert_pem: "c".into(),
+            key_pem: "k".into(),
+        };
+        bundle.add_leaf(Path::new("certs/api.v2"), leaf);
+        let paths: Vec<_> = bundle
+            .files
+            .iter()
+            .map(|(p, _, s)| (p.clone(), *s))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                (PathBuf::from("certs/api.v2.pem"), Secrecy::Public),
+                (PathBuf::from("certs/api.v2.key"), Secrecy::Private)
+            ]
+        );
+    }
 }

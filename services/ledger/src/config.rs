@@ -1,7 +1,7 @@
 //! Command-line flags (each with an environment variable) and the limits they set.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use zt_identity::TrustDomain;
@@ -51,6 +51,24 @@ pub struct Config {
     /// Without a subcommand, serve.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Config {
+    /// A configuration with every default but the four files, as if given on the command line.
+    /// For embedding the ledger (tests, other tools) without spelling out flags.
+    pub fn with_files(cert: &Path, key: &Path, ca: &Path, policy: &Path) -> Self {
+        <Self as clap::Parser>::parse_from([
+            "ledger".as_ref(),
+            "--cert".as_ref(),
+            cert.as_os_str(),
+            "--key".as_ref(),
+            key.as_os_str(),
+            "--ca".as_ref(),
+            ca.as_os_str(),
+            "--policy".as_ref(),
+            policy.as_os_str(),
+        ] as [&std::ffi::OsStr; 9])
+    }
 }
 
 /// What the binary does besides serving.

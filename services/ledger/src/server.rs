@@ -77,6 +77,21 @@ impl Server {
         &self.ledger
     }
 
+    /// Serves on `listener` in a background task until the returned handle is dropped.
+    pub fn spawn(self, listener: TcpListener) -> std::io::Result<Background> {
+        let addr = listener.local_addr()?;
+        let service = self.ledger.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(self.run(listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Background {
+            addr,
+            service,
+            _stop: stop,
+        })
+    }
+
     /// Serves on `listener` until `shutdown` completes, then stops accepting, lets in-flight
     /// RPCs finish for up to the drain timeout, and returns.
     pub async fn run(
@@ -148,6 +163,18 @@ impl Server {
         tracing::info!("ledger stopped");
         Ok(())
     }
+}
+
+/// A ledger serving in a background task (see [`Server::spawn`]). Dropping it shuts the
+/// server down gracefully.
+#[derive(Debug)]
+pub struct Background {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// Its service, to observe state (such as how many handlers ran).
+    pub service: LedgerService,
+    /// Dropping the sender completes the shutdown future.
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 fn unix_now() -> i64 {

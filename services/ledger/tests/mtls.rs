@@ -34,7 +34,7 @@ fn balance(account: &str) -> pb::GetBalanceRequest {
 #[tokio::test]
 async fn payments_moves_money_and_the_handler_sees_its_identity() {
     let p = pki();
-    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let server = start(&p.ledger, &p.pki.ca_cert()).await;
     let mut client = LedgerClient::new(mtls_channel(
         server.addr,
         &p.payments,
@@ -85,7 +85,7 @@ async fn payments_moves_money_and_the_handler_sees_its_identity() {
 #[tokio::test]
 async fn ledger_errors_carry_proper_codes() {
     let p = pki();
-    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let server = start(&p.ledger, &p.pki.ca_cert()).await;
     let mut client = LedgerClient::new(mtls_channel(
         server.addr,
         &p.payments,
@@ -133,7 +133,7 @@ async fn ledger_errors_carry_proper_codes() {
 #[tokio::test]
 async fn auditor_may_read_but_its_transfer_is_denied_before_the_handler() {
     let p = pki();
-    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let server = start(&p.ledger, &p.pki.ca_cert()).await;
     let mut auditor = LedgerClient::new(mtls_channel(
         server.addr,
         &p.auditor,
@@ -177,7 +177,7 @@ async fn an_identity_the_policy_does_not_name_gets_nothing() {
     let stranger = p
         .pki
         .issue("stranger", "spiffe://zt.example/ns/prod/sa/stranger", &[]);
-    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let server = start(&p.ledger, &p.pki.ca_cert()).await;
     let mut client = LedgerClient::new(mtls_channel(
         server.addr,
         &stranger,
@@ -194,7 +194,7 @@ async fn an_identity_the_policy_does_not_name_gets_nothing() {
 #[tokio::test]
 async fn hostile_peers_are_refused_at_the_handshake_and_no_handler_runs() {
     let p = pki();
-    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let server = start(&p.ledger, &p.pki.ca_cert()).await;
     let ca = p.pki.ca_cert();
 
     // A rogue CA that copies our CA's name: webpki finds our CA by name and the signature
@@ -278,7 +278,7 @@ async fn hostile_peers_are_refused_at_the_handshake_and_no_handler_runs() {
 #[tokio::test]
 async fn plaintext_http2_is_refused() {
     let p = pki();
-    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let server = start(&p.ledger, &p.pki.ca_cert()).await;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
         .unwrap()
         .timeout(std::time::Duration::from_secs(5))
@@ -294,7 +294,7 @@ async fn plaintext_http2_is_refused() {
 #[tokio::test]
 async fn openssl_s_client_without_a_certificate_is_refused() {
     let p = pki();
-    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let server = start(&p.ledger, &p.pki.ca_cert()).await;
     let ca = p.pki.ca_cert();
     let addr = server.addr.to_string();
     // stdin stays open for a moment so s_client reads the server's post-handshake alert.
@@ -330,7 +330,7 @@ async fn health_service_answers_over_mtls() {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
     let p = pki();
-    let server = start(&p.ledger, &p.pki.ca_cert(), &[]).await;
+    let server = start(&p.ledger, &p.pki.ca_cert()).await;
     let mut health = HealthClient::new(mtls_channel(
         server.addr,
         &p.auditor,

@@ -11,10 +11,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
-use ledger::service::LedgerService;
 use payments::{Config, Error, Ledger};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use zt_proto::ledger::v1 as pb;
 use zt_testkit::{Identity, TestPki, svid_params};
 
@@ -27,39 +25,16 @@ const POLICY: &str = concat!(
 );
 
 /// Serves a ledger with `server` as its identity on `listener`, trusting `ca`.
-fn serve(
-    listener: TcpListener,
-    server: &Identity,
-    ca: &Path,
-) -> (LedgerService, oneshot::Sender<()>) {
-    let config = ledger::Config::parse_from([
-        "ledger".as_ref(),
-        "--cert".as_ref(),
-        server.cert.as_os_str(),
-        "--key".as_ref(),
-        server.key.as_os_str(),
-        "--ca".as_ref(),
-        ca.as_os_str(),
-        "--policy".as_ref(),
-        POLICY.as_ref(),
-    ]);
-    let server = ledger::Server::load(config).unwrap();
-    let service = server.ledger().clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run(listener, async {
-        let _ = stopped.await;
-    }));
-    (service, stop)
+fn serve(listener: TcpListener, server: &Identity, ca: &Path) -> ledger::Background {
+    let config = ledger::Config::with_files(&server.cert, &server.key, ca, Path::new(POLICY));
+    ledger::Server::load(config)
+        .unwrap()
+        .spawn(listener)
+        .unwrap()
 }
 
-async fn serve_local(
-    server: &Identity,
-    ca: &Path,
-) -> (SocketAddr, LedgerService, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (service, stop) = serve(listener, server, ca);
-    (addr, service, stop)
+async fn serve_local(server: &Identity, ca: &Path) -> ledger::Background {
+    serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), server, ca)
 }
 
 fn client_config(addr: SocketAddr, me: &Identity, ca: &Path, extra: &[&str]) -> Config {
@@ -87,7 +62,8 @@ async fn demo_story_behaves_as_zero_trust_requires() {
     let server = pki.issue("ledger", LEDGER_ID, &["localhost"]);
     let payments = pki.issue("payments", PAYMENTS_ID, &[]);
     let auditor = pki.issue("auditor", AUDITOR_ID, &[]);
-    let (addr, service, _stop) = serve_local(&server, &pki.ca_cert()).await;
+    let ledger = serve_local(&server, &pki.ca_cert()).await;
+    let (addr, service) = (ledger.addr, &ledger.service);
 
     let config = client_config(addr, &payments, &pki.ca_cert(), &[]);
     let as_payments = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
@@ -118,7 +94,8 @@ async fn a_server_proving_another_identity_is_refused_before_any_request() {
         &["localhost"],
     );
     let payments = pki.issue("payments", PAYMENTS_ID, &[]);
-    let (addr, service, _stop) = serve_local(&impostor, &pki.ca_cert()).await;
+    let ledger = serve_local(&impostor, &pki.ca_cert()).await;
+    let (addr, service) = (ledger.addr, &ledger.service);
 
     let config = client_config(addr, &payments, &pki.ca_cert(), &[]);
     let client = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
@@ -150,7 +127,8 @@ async fn a_server_from_a_foreign_ca_is_refused_even_with_the_right_id() {
     let fake_ledger = rogue.issue_params("fake-ledger", svid_params(&[LEDGER_ID]));
     let payments = pki.issue("payments", PAYMENTS_ID, &[]);
     // The rogue server trusts our CA, so only the client's check can stop this.
-    let (addr, service, _stop) = serve_local(&fake_ledger, &pki.ca_cert()).await;
+    let ledger = serve_local(&fake_ledger, &pki.ca_cert()).await;
+    let (addr, service) = (ledger.addr, &ledger.service);
 
     let config = client_config(addr, &payments, &pki.ca_cert(), &[]);
     let client = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
@@ -190,11 +168,12 @@ async fn transfers_retry_with_backoff_until_the_ledger_is_up_and_apply_once() {
             .await
     });
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let (service, _stop) = serve(
+    let ledger = serve(
         TcpListener::bind(addr).await.unwrap(),
         &server,
         &pki.ca_cert(),
     );
+    let service = &ledger.service;
 
     let response = transfer
         .await

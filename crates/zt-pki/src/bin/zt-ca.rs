@@ -118,7 +118,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dns_names,
                 lifetime,
             };
-            report(leaf_files(&ca, &request, &out)?.write(force)?);
+            let mut bundle = Bundle::new();
+            bundle.add_leaf(&out, ca.issue(&request)?);
+            report(bundle.write(force)?);
         }
         Command::Inspect { files } => {
             for path in files {
@@ -146,17 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     dns_names: dns.iter().map(|d| (*d).to_owned()).collect(),
                     lifetime,
                 };
-                let leaf = ca.issue(&request)?;
-                bundle.add(
-                    dir.join(format!("{name}.pem")),
-                    leaf.cert_pem,
-                    Secrecy::Public,
-                );
-                bundle.add(
-                    dir.join(format!("{name}.key")),
-                    leaf.key_pem,
-                    Secrecy::Private,
-                );
+                bundle.add_leaf(&dir.join(name), ca.issue(&request)?);
             }
             report(bundle.write(force)?);
         }
@@ -169,14 +161,6 @@ fn ca_files(ca: &Ca, dir: &Path) -> Bundle {
     bundle.add(dir.join("ca.pem"), ca.cert_pem(), Secrecy::Public);
     bundle.add(dir.join("ca.key"), ca.key_pem(), Secrecy::Private);
     bundle
-}
-
-fn leaf_files(ca: &Ca, request: &LeafRequest, out: &Path) -> anyhow::Result<Bundle> {
-    let leaf = ca.issue(request)?;
-    let mut bundle = Bundle::new();
-    bundle.add(out.with_extension("pem"), leaf.cert_pem, Secrecy::Public);
-    bundle.add(out.with_extension("key"), leaf.key_pem, Secrecy::Private);
-    Ok(bundle)
 }
 
 fn load_ca(cert: &Path, key: &Path) -> anyhow::Result<Ca> {

@@ -6,13 +6,9 @@
     reason = "test setup: a panic is a failed test"
 )]
 
-use std::net::SocketAddr;
 use std::path::Path;
 
-use clap::Parser as _;
-use ledger::service::LedgerService;
-use ledger::{Config, Server};
-use tokio::sync::oneshot;
+use ledger::{Background, Config, Server};
 use zt_testkit::{Identity, TestPki};
 
 pub(crate) const TD: &str = "zt.example";
@@ -45,37 +41,18 @@ pub(crate) fn pki() -> Pki {
     }
 }
 
-/// A running ledger. Dropping it stops the server.
-pub(crate) struct Running {
-    pub(crate) addr: SocketAddr,
-    pub(crate) service: LedgerService,
-    _stop: oneshot::Sender<()>,
-}
-
-pub(crate) async fn start(server_identity: &Identity, ca: &Path, extra_args: &[&str]) -> Running {
-    let mut args = vec![
-        "ledger".to_owned(),
-        "--cert".into(),
-        server_identity.cert.display().to_string(),
-        "--key".into(),
-        server_identity.key.display().to_string(),
-        "--ca".into(),
-        ca.display().to_string(),
-        "--policy".into(),
-        demo_policy().display().to_string(),
-    ];
-    args.extend(extra_args.iter().map(|a| (*a).to_owned()));
-    let server = Server::load(Config::parse_from(args)).expect("valid test configuration");
-    let service = server.ledger().clone();
+/// Starts a ledger with `server_identity` on 127.0.0.1:0, trusting `ca`, enforcing the demo
+/// policy. Dropping the result stops it.
+pub(crate) async fn start(server_identity: &Identity, ca: &Path) -> Background {
+    let config = Config::with_files(
+        &server_identity.cert,
+        &server_identity.key,
+        ca,
+        demo_policy(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run(listener, async {
-        let _ = stopped.await;
-    }));
-    Running {
-        addr,
-        service,
-        _stop: stop,
-    }
+    Server::load(config)
+        .expect("valid test configuration")
+        .spawn(listener)
+        .unwrap()
 }
