@@ -57,7 +57,10 @@ where
         let remote = conn.and_then(|c| c.tcp().remote_addr);
 
         let identity = match conn {
-            Some(conn) => conn.identity(&shared.domains),
+            Some(conn) => conn.identity(&shared.domains).and_then(|peer| {
+                peer.check_expiry(unix_now())?;
+                Ok(peer)
+            }),
             None => Err(zt_identity::IdentityError::NoCertificate),
         };
         let peer = match identity {
@@ -132,4 +135,10 @@ impl std::fmt::Display for PeerAddr {
             None => f.write_str("-"),
         }
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

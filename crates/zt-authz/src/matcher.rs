@@ -70,7 +70,10 @@ impl SpiffeMatch {
         if base.contains('*') {
             return Err("only one '*' is allowed, as the last segment".into());
         }
-        let rest = &base["spiffe://".len()..];
+        // `spiffe://*` leaves no `spiffe://` prefix once `/*` is stripped.
+        let Some(rest) = base.strip_prefix("spiffe://") else {
+            return Err("a trust domain is required, as in spiffe://td/*".into());
+        };
         let (domain, path) = rest.find('/').map_or((rest, ""), |at| rest.split_at(at));
         let trust_domain =
             TrustDomain::new(domain).map_err(|e| format!("invalid trust domain: {e}"))?;
@@ -163,6 +166,9 @@ mod tests {
             "spiffe://td/a/../*",
             "spiffe://td",
             "spiffe://td/a?b",
+            "spiffe://*",
+            "spiffe:///*",
+            "spiffe://*/*",
         ] {
             assert!(SpiffeMatch::new(bad).is_err(), "{bad} should be refused");
         }

@@ -94,6 +94,12 @@ pub enum IdentityError {
     /// A valid SVID from a trust domain this service does not trust.
     #[error("trust domain {0:?} is not trusted")]
     UntrustedDomain(String),
+    /// The certificate expired after the connection was established.
+    #[error("certificate expired at {not_after} (unix seconds) while the connection was open")]
+    Expired {
+        /// The certificate's notAfter, Unix seconds.
+        not_after: i64,
+    },
 }
 
 impl IdentityError {
@@ -104,6 +110,7 @@ impl IdentityError {
             Self::Malformed(_) => "malformed_certificate",
             Self::NotAnSvid(_) => "not_svid",
             Self::UntrustedDomain(_) => "untrusted_trust_domain",
+            Self::Expired { .. } => "expired",
         }
     }
 }

@@ -44,6 +44,17 @@ impl PeerIdentity {
     pub fn not_after(&self) -> i64 {
         self.not_after
     }
+
+    /// Whether the certificate still holds at `now` (Unix seconds). The handshake checked it
+    /// once; a connection can outlive its certificate, so requests on it check again.
+    pub fn check_expiry(&self, now: i64) -> Result<(), IdentityError> {
+        if now > self.not_after {
+            return Err(IdentityError::Expired {
+                not_after: self.not_after,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The trust domains a service accepts peers from.

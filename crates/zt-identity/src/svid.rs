@@ -7,6 +7,7 @@
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
+use x509_parser::x509::X509Name;
 
 use crate::error::{IdentityError, SvidViolation};
 use crate::spiffe_id::SpiffeId;
@@ -150,8 +151,8 @@ pub fn inspect_leaf(der: &[u8]) -> Result<LeafReport, IdentityError> {
         spiffe_id,
         uri_sans,
         dns_sans,
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
+        subject: rfc4514(cert.subject()),
+        issuer: rfc4514(cert.issuer()),
         serial: cert.tbs_certificate.serial.to_str_radix(16),
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),
@@ -181,4 +182,51 @@ fn subject_alt_names(
 
 fn malformed(err: impl std::fmt::Display) -> IdentityError {
     IdentityError::Malformed(err.to_string())
+}
+
+/// A distinguished name as RFC 4514 writes it, and as Go's `pkix.Name.String()` does (so a
+/// grpc-go policy matching subjects matches the same text here): last RDN first, `,` between
+/// RDNs, `+` inside one, special characters escaped, non-string values as `#` and hex DER.
+fn rfc4514(name: &X509Name<'_>) -> String {
+    let registry = x509_parser::objects::oid_registry();
+    let rdns: Vec<_> = name.iter_rdn().collect();
+    let mut out = String::new();
+    for (i, rdn) in rdns.into_iter().rev().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, attr) in rdn.iter().enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            match x509_parser::objects::oid2abbrev(attr.attr_type(), registry) {
+                Ok(abbrev) => out.push_str(abbrev),
+                Err(_) => out.push_str(&attr.attr_type().to_id_string()),
+            }
+            out.push('=');
+            match attr.as_str() {
+                Ok(value) => escape_rfc4514(value, &mut out),
+                Err(_) => {
+                    out.push('#');
+                    for byte in attr.attr_value().as_bytes() {
+                        out.push_str(&format!("{byte:02x}"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn escape_rfc4514(value: &str, out: &mut String) {
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && matches!(c, '#' | ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
 }

@@ -139,3 +139,18 @@ fn untrusted_domain_and_missing_or_garbage_certs_are_refused() {
         Err(IdentityError::Malformed(_))
     ));
 }
+
+/// Subjects read as Go's `pkix.Name.String()` writes them (RFC 4514: last RDN first, no
+/// spaces, specials escaped), so a grpc-go policy naming a subject matches here too.
+#[test]
+fn subject_is_formatted_like_rfc4514_and_grpc_go() {
+    let mut params = svid_params(&["spiffe://zt.example/a"]);
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CountryName, "DE");
+    dn.push(rcgen::DnType::OrganizationName, "Zero, Trust+Co");
+    dn.push(rcgen::DnType::CommonName, " web ");
+    params.distinguished_name = dn;
+    let report = inspect_leaf(&der(&params)).unwrap();
+    assert_eq!(report.subject, r"CN=\ web\ ,O=Zero\, Trust\+Co,C=DE");
+    assert_eq!(report.issuer, report.subject, "self-signed");
+}

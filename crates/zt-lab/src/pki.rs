@@ -10,6 +10,7 @@
 //! intruder/  rogue.pem/.key    from a rogue CA that copies our CA's name
 //!            stolen.pem/.key   a partner.example workload's certificate (stolen)
 //!            expired.pem/.key  ours, already expired
+//!            insider.pem/.key  a genuine but low-privilege `web` workload (to replay tokens)
 //! ```
 //!
 //! The ledger trusts the partner CA on purpose (a federation), so the stolen partner
@@ -91,6 +92,11 @@ pub fn write_lab(out: &Path, lifetime: Duration) -> Result<(), PkiError> {
     );
     keystore(
         "intruder",
+        "insider",
+        leaf(&ca, &workload("web"), &[], lifetime)?,
+    );
+    keystore(
+        "intruder",
         "expired",
         leaf(&ca, &workload("payments"), &[], Duration::from_secs(1))?,
     );
@@ -140,7 +146,7 @@ mod tests {
         assert_eq!(keys_in("impostor"), ["impostor.key"]);
         assert_eq!(
             keys_in("intruder"),
-            ["expired.key", "rogue.key", "stolen.key"]
+            ["expired.key", "insider.key", "rogue.key", "stolen.key"]
         );
         // The services load their files exactly as the containers will.
         zt_tls::Keystore::load(

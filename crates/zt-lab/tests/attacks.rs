@@ -79,12 +79,13 @@ async fn every_intruder_is_blocked_and_no_handler_runs() {
         (
             Attack::BearerToken,
             target(lab.path(), ledger, None),
-            "alert CertificateRequired",
+            "alert CertificateRequired; token with a low-privilege workload's certificate: \
+             refused by the authorization layer: PermissionDenied",
         ),
         (
             Attack::Plaintext,
             target(lab.path(), ledger, None),
-            "no plaintext listener",
+            "answered the HTTP/2 preface with a TLS alert",
         ),
         (
             Attack::MaliciousRequest,

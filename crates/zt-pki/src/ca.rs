@@ -61,12 +61,22 @@ impl LeafRequest {
 }
 
 /// A freshly issued leaf: the keystore of one workload.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IssuedLeaf {
     /// The certificate, PEM.
     pub cert_pem: String,
     /// The private key, PKCS#8 PEM. Secret.
     pub key_pem: String,
+}
+
+/// Keeps the private key out of logs and panic messages.
+impl std::fmt::Debug for IssuedLeaf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedLeaf")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Ca {

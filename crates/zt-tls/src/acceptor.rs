@@ -2,10 +2,15 @@
 //! authenticated connections for tonic's `serve_with_incoming`.
 //!
 //! tonic's own loop has no handshake timeout and no connection cap, and runs pending
-//! handshakes unbounded. Here every resource a peer can hold is bounded: a semaphore caps open
-//! connections (accepting pauses while it is exhausted, so the kernel backlog absorbs bursts),
-//! and each handshake runs in its own task under a deadline, so a silent socket costs one
-//! permit for at most `handshake_timeout`.
+//! handshakes unbounded. Here every resource a peer can hold is bounded, with two separate
+//! caps so that unauthenticated sockets cannot starve authenticated ones:
+//!
+//! - *handshakes in progress*: accepting pauses while they are exhausted (the kernel backlog
+//!   absorbs bursts), and each handshake runs in its own task under a deadline, so a silent
+//!   socket holds a handshake slot for at most `handshake_timeout`;
+//! - *established connections*: a slot is taken only once the peer has authenticated; when
+//!   none is free the new connection is refused (`connection_limit`) and the live ones are
+//!   untouched.
 
 use std::io;
 use std::net::SocketAddr;
@@ -32,7 +37,9 @@ use zt_identity::{IdentityError, PeerIdentity, TrustedDomains};
 pub struct AcceptLimits {
     /// Time a peer has to complete the TLS handshake after TCP accept.
     pub handshake_timeout: Duration,
-    /// Most connections (handshaking or established) open at once.
+    /// Most TLS handshakes in progress at once.
+    pub max_handshakes: usize,
+    /// Most established (authenticated) connections open at once.
     pub max_connections: usize,
     /// Idle time before TCP keepalive probes start, to find dead peers.
     pub tcp_keepalive: Duration,
@@ -42,6 +49,7 @@ impl Default for AcceptLimits {
     fn default() -> Self {
         Self {
             handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 128,
             max_connections: 1024,
             tcp_keepalive: Duration::from_secs(60),
         }
@@ -70,13 +78,14 @@ async fn accept_loop(
     limits: AcceptLimits,
     tx: mpsc::Sender<Result<PeerStream, io::Error>>,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
     let keepalive = TcpKeepalive::new().with_time(limits.tcp_keepalive);
     let mut accept_errors = 0u32;
     loop {
-        let permit = tokio::select! {
+        let handshake_permit = tokio::select! {
             () = tx.closed() => break,
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
+            permit = Arc::clone(&handshakes).acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break, // the semaphore is never closed; stop rather than spin
             },
@@ -104,7 +113,8 @@ async fn accept_loop(
             acceptor.clone(),
             tcp,
             remote,
-            permit,
+            handshake_permit,
+            Arc::clone(&connections),
             limits.handshake_timeout,
             tx.clone(),
         ));
@@ -116,7 +126,8 @@ async fn handshake(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     remote: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    handshake_permit: OwnedSemaphorePermit,
+    connections: Arc<Semaphore>,
     deadline: Duration,
     tx: mpsc::Sender<Result<PeerStream, io::Error>>,
 ) {
@@ -127,32 +138,38 @@ async fn handshake(
             "TLS handshake timed out",
         )),
     };
-    match result {
-        Ok(tls) => {
-            let stream = PeerStream {
-                inner: tls,
-                identity: Arc::default(),
-                _permit: permit,
-            };
-            // Fails only when the server is shutting down; the connection is then dropped.
-            let _ = tx.send(Ok(stream)).await;
-        }
-        Err(err) => {
-            tracing::warn!(
-                target: "zt_tls::refused",
-                peer = %remote,
-                reason = refusal_reason(&err),
-                error = %err,
-                "refused connection"
-            );
-        }
-    }
+    drop(handshake_permit);
+    let refuse = |reason: &'static str, error: &dyn std::fmt::Display| {
+        tracing::warn!(
+            target: "zt_tls::refused",
+            peer = %remote,
+            reason,
+            error = %error,
+            "refused connection"
+        );
+    };
+    let tls = match result {
+        Ok(tls) => tls,
+        Err(err) => return refuse(refusal_reason(&err), &err),
+    };
+    let Ok(permit) = connections.try_acquire_owned() else {
+        // Dropping `tls` closes the socket; a retrying client will land once a slot frees.
+        return refuse("connection_limit", &"too many open connections");
+    };
+    let stream = PeerStream {
+        inner: tls,
+        identity: Arc::default(),
+        _permit: permit,
+    };
+    // Fails only when the server is shutting down; the connection is then dropped.
+    let _ = tx.send(Ok(stream)).await;
 }
 
 /// A short, stable label for why a handshake failed, for logs and metrics: `no_certificate`,
 /// `unknown_ca`, `expired`, `not_yet_valid`, `revoked`, `not_svid`, `untrusted_trust_domain`,
 /// `bad_certificate`, `protocol_version`, `no_application_protocol`, `client_alert`, `not_tls`,
-/// `handshake_timeout`, `io`, `tls_error`.
+/// `handshake_timeout`, `io`, `tls_error`. (The accept loop adds `connection_limit` for an
+/// authenticated peer turned away because every connection slot is taken.)
 pub fn refusal_reason(err: &io::Error) -> &'static str {
     use rustls::{CertificateError as C, Error as E, PeerIncompatible};
     if err.kind() == io::ErrorKind::TimedOut {

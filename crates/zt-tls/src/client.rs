@@ -23,14 +23,22 @@ use crate::store::{Keystore, Truststore};
 use crate::verify::SpiffeServerVerifier;
 
 /// A client configuration that presents `keystore`, speaks only TLS 1.3 and HTTP/2, and accepts
-/// only a server whose chain verifies against `truststore` *and* whose SPIFFE ID is `server_id`.
+/// only a server whose SPIFFE ID is `server_id`, with a chain to a CA of that ID's trust domain.
 pub fn client_config(
     keystore: &Keystore,
     truststore: &Truststore,
     server_id: SpiffeId,
 ) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = crate::crypto_provider();
-    let verifier = SpiffeServerVerifier::new(truststore.roots(), server_id, Arc::clone(&provider));
+    let roots = truststore
+        .roots_for(server_id.trust_domain())
+        .ok_or_else(|| {
+            TlsError::Config(format!(
+                "the truststore has no CA for trust domain {}, the server's",
+                server_id.trust_domain()
+            ))
+        })?;
+    let verifier = SpiffeServerVerifier::new(roots, server_id, Arc::clone(&provider));
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?

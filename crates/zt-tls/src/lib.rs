@@ -3,8 +3,9 @@
 //! tonic's own TLS builds one rustls config it never changes, cannot pin TLS 1.3, and cannot
 //! check a SPIFFE ID. This crate owns the whole TLS story instead:
 //!
-//! - [`Keystore`] (a service's own certificate chain and private key) and [`Truststore`] (the CA
-//!   bundle it trusts), loaded from PEM files with errors that name the file and the problem.
+//! - [`Keystore`] (a service's own certificate chain and private key) and [`Truststore`] (the CAs
+//!   it trusts, *per trust domain*), loaded from PEM files with errors that name the file and
+//!   the problem.
 //! - [`server_config`]: TLS 1.3 only, ALPN `h2` only, a client certificate *required*, chained
 //!   to the truststore *and* a valid X509-SVID from a trusted trust domain.
 //! - [`client_config`]: the client presents its own certificate and accepts a server only if its
@@ -28,7 +29,7 @@ pub use client::{MtlsConnector, channel, client_config};
 pub use error::TlsError;
 pub use probe::{Probe, probe};
 pub use server::server_config;
-pub use store::{Keystore, Truststore};
+pub use store::{BundleSource, Keystore, Truststore};
 pub use verify::UnexpectedServer;
 
 /// The one crypto provider used everywhere (ring), so no process ever mixes two.

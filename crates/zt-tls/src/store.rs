@@ -1,16 +1,17 @@
 //! Keystore (own chain + private key) and truststore (trusted CAs), loaded from PEM files.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::RootCertStore;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use x509_parser::extensions::ParsedExtension;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use zt_identity::{SpiffeId, inspect_leaf};
+use zt_identity::{SpiffeId, TrustDomain, inspect_leaf};
 
 use crate::error::TlsError;
 
@@ -91,64 +92,180 @@ impl Keystore {
     }
 }
 
-/// The CAs a service trusts to vouch for its peers.
+/// A CA bundle file, optionally bound to one trust domain (`zt.example=/path/ca.pem`).
+///
+/// Without a domain, each CA in the file must name the trust domain it vouches for in a
+/// `spiffe://<trust-domain>` URI SAN (as `zt-ca init` and SPIRE write them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleSource {
+    /// The trust domain every CA in the file vouches for, when given explicitly.
+    pub domain: Option<TrustDomain>,
+    /// The PEM file.
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for BundleSource {
+    type Err = std::convert::Infallible;
+
+    /// `TRUST-DOMAIN=PATH` or `PATH`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let explicit = s
+            .split_once('=')
+            .and_then(|(domain, path)| Some((TrustDomain::new(domain).ok()?, path)));
+        Ok(match explicit {
+            Some((domain, path)) => Self {
+                domain: Some(domain),
+                path: path.into(),
+            },
+            None => Self {
+                domain: None,
+                path: s.into(),
+            },
+        })
+    }
+}
+
+impl From<&Path> for BundleSource {
+    fn from(path: &Path) -> Self {
+        Self {
+            domain: None,
+            path: path.to_owned(),
+        }
+    }
+}
+
+/// The CAs a service trusts, **per trust domain**.
+///
+/// A peer's chain is only ever checked against the CAs of the trust domain its SPIFFE ID
+/// claims. With one flat pool, a federated partner's CA (trusted to vouch for
+/// `partner.example`) could sign `spiffe://zt.example/...` and impersonate our own workloads.
 #[derive(Debug, Clone)]
 pub struct Truststore {
-    roots: Arc<RootCertStore>,
+    domains: BTreeMap<TrustDomain, Arc<RootCertStore>>,
 }
 
 impl Truststore {
-    /// Loads a CA bundle: one or more PEM CA certificates (several during a CA rotation).
+    /// Loads one CA bundle file; see [`Truststore::load_all`].
+    pub fn load(path: &Path) -> Result<Self, TlsError> {
+        Self::load_all(&[BundleSource::from(path)])
+    }
+
+    /// Loads CA bundles: one or more PEM CA certificates each (several during a CA rotation, or
+    /// for federated trust domains).
     ///
     /// Stricter than rustls-webpki, which checks neither validity nor critical extensions of
     /// trust anchors: every certificate must be a CA, currently valid, with no unknown critical
-    /// extension. A bad bundle is refused whole rather than partly trusted.
-    pub fn load(path: &Path) -> Result<Self, TlsError> {
+    /// extension, and must be bound to exactly one trust domain. A bad bundle is refused whole
+    /// rather than partly trusted.
+    pub fn load_all(sources: &[BundleSource]) -> Result<Self, TlsError> {
         let now = unix_now();
-        let mut roots = RootCertStore::empty();
-        for (index, der) in load_certs(path)?.into_iter().enumerate() {
-            let bad = |reason: String| TlsError::BadCertificate {
-                path: path.to_owned(),
-                index,
-                reason,
-            };
-            let (_, cert) = X509Certificate::from_der(&der)
-                .map_err(|e| bad(format!("malformed certificate: {e}")))?;
-            if !cert.is_ca() {
-                return Err(bad(
-                    "not a CA certificate (cA=false); a truststore holds CAs only".into(),
-                ));
+        let mut domains: BTreeMap<TrustDomain, RootCertStore> = BTreeMap::new();
+        for source in sources {
+            let path = &source.path;
+            for (index, der) in load_certs(path)?.into_iter().enumerate() {
+                let bad = |reason: String| TlsError::BadCertificate {
+                    path: path.clone(),
+                    index,
+                    reason,
+                };
+                let (_, cert) = X509Certificate::from_der(&der)
+                    .map_err(|e| bad(format!("malformed certificate: {e}")))?;
+                if !cert.is_ca() {
+                    return Err(bad(
+                        "not a CA certificate (cA=false); a truststore holds CAs only".into(),
+                    ));
+                }
+                let validity = cert.validity();
+                let (from, until) = (
+                    validity.not_before.timestamp(),
+                    validity.not_after.timestamp(),
+                );
+                if !(from..=until).contains(&now) {
+                    return Err(bad(format!(
+                        "CA certificate is not valid now (valid from {} until {})",
+                        validity.not_before, validity.not_after
+                    )));
+                }
+                if let Some(ext) = cert.extensions().iter().find(|ext| {
+                    ext.critical
+                        && matches!(
+                            ext.parsed_extension(),
+                            ParsedExtension::UnsupportedExtension { .. }
+                        )
+                }) {
+                    return Err(bad(format!("unknown critical extension {}", ext.oid)));
+                }
+                let domain = ca_trust_domain(&cert, source.domain.as_ref()).map_err(bad)?;
+                domains
+                    .entry(domain)
+                    .or_insert_with(RootCertStore::empty)
+                    .add(der)
+                    .map_err(|e| bad(e.to_string()))?;
             }
-            let validity = cert.validity();
-            let (from, until) = (
-                validity.not_before.timestamp(),
-                validity.not_after.timestamp(),
-            );
-            if !(from..=until).contains(&now) {
-                return Err(bad(format!(
-                    "CA certificate is not valid now (valid from {} until {})",
-                    validity.not_before, validity.not_after
-                )));
-            }
-            if let Some(ext) = cert.extensions().iter().find(|ext| {
-                ext.critical
-                    && matches!(
-                        ext.parsed_extension(),
-                        ParsedExtension::UnsupportedExtension { .. }
-                    )
-            }) {
-                return Err(bad(format!("unknown critical extension {}", ext.oid)));
-            }
-            roots.add(der).map_err(|e| bad(e.to_string()))?;
         }
         Ok(Self {
-            roots: Arc::new(roots),
+            domains: domains
+                .into_iter()
+                .map(|(domain, roots)| (domain, Arc::new(roots)))
+                .collect(),
         })
     }
 
-    /// The trust anchors.
-    pub fn roots(&self) -> Arc<RootCertStore> {
-        Arc::clone(&self.roots)
+    /// The CAs that may vouch for identities of `trust_domain`.
+    pub fn roots_for(&self, trust_domain: &str) -> Option<Arc<RootCertStore>> {
+        self.domains
+            .iter()
+            .find(|(domain, _)| domain.as_str() == trust_domain)
+            .map(|(_, roots)| Arc::clone(roots))
+    }
+
+    /// Every trust domain some CA vouches for.
+    pub fn domains(&self) -> impl Iterator<Item = &TrustDomain> {
+        self.domains.keys()
+    }
+
+    /// All CAs of all domains, for what does not depend on the peer (the CA names a server
+    /// suggests to clients).
+    pub fn all_roots(&self) -> Arc<RootCertStore> {
+        let mut all = RootCertStore::empty();
+        for roots in self.domains.values() {
+            all.roots.extend(roots.roots.iter().cloned());
+        }
+        Arc::new(all)
+    }
+}
+
+/// The trust domain a CA vouches for: given explicitly, or read from its `spiffe://td` URI SAN.
+fn ca_trust_domain(
+    cert: &X509Certificate<'_>,
+    explicit: Option<&TrustDomain>,
+) -> Result<TrustDomain, String> {
+    let from_san = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .and_then(|san| {
+            san.value.general_names.iter().find_map(|name| match name {
+                GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some(*uri),
+                _ => None,
+            })
+        })
+        .map(|uri| {
+            TrustDomain::new(uri)
+                .map_err(|e| format!("CA URI SAN {uri:?} is not a trust domain ID: {e}"))
+        })
+        .transpose()?;
+    match (explicit, from_san) {
+        (Some(given), Some(named)) if *given != named => Err(format!(
+            "bound to trust domain {given} but the CA names {named} in its URI SAN"
+        )),
+        (Some(given), _) => Ok(given.clone()),
+        (None, Some(named)) => Ok(named),
+        (None, None) => Err(
+            "cannot tell which trust domain this CA vouches for: it has no spiffe:// URI SAN; \
+             bind the file explicitly as TRUST-DOMAIN=PATH"
+                .into(),
+        ),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The two certificate verifiers that make TLS speak SPIFFE.
 //!
 //! rustls-webpki validates chains, validity, EKU and signatures, but ignores URI SANs. Each
-//! verifier here runs webpki first and then the X509-SVID rules, so a peer that chains to a
+//! verifier here reads the claimed SPIFFE ID first (X509-SVID rules, trust domain), then runs
+//! webpki against the CAs *of that trust domain only*, so a peer that chains to a
 //! trusted CA is still refused *during the handshake* unless it is a valid SVID of a trusted
 //! trust domain (server side) or exactly the expected server (client side).
 
@@ -34,11 +35,15 @@ fn refuse(err: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(err))))
 }
 
-/// Server side: a client certificate is required, must chain to the truststore (webpki), and
-/// must be a valid X509-SVID from one of the trusted domains.
+/// Server side: a client certificate is required, must be a valid X509-SVID from one of the
+/// trusted domains, and must chain (webpki) to a CA *of the trust domain it claims*.
 #[derive(Debug)]
 pub(crate) struct SvidClientVerifier {
-    pub(crate) webpki: Arc<dyn ClientCertVerifier>,
+    /// One webpki verifier per trusted domain, over that domain's CAs only.
+    pub(crate) by_domain: Vec<(TrustDomain, Arc<dyn ClientCertVerifier>)>,
+    /// A verifier over every CA: for what does not depend on the peer (CA hints, signature
+    /// schemes, handshake signatures).
+    pub(crate) any: Arc<dyn ClientCertVerifier>,
     pub(crate) domains: TrustedDomains,
 }
 
@@ -52,7 +57,7 @@ impl ClientCertVerifier for SvidClientVerifier {
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.webpki.root_hint_subjects()
+        self.any.root_hint_subjects()
     }
 
     fn verify_client_cert(
@@ -61,9 +66,16 @@ impl ClientCertVerifier for SvidClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        self.webpki
-            .verify_client_cert(end_entity, intermediates, now)?;
-        self.domains.identify(Some(end_entity)).map_err(refuse)?;
+        // The claimed identity picks the CAs allowed to vouch for it; then webpki decides
+        // whether one of them really did.
+        let peer = self.domains.identify(Some(end_entity)).map_err(refuse)?;
+        let claimed = peer.spiffe_id().trust_domain();
+        let (_, webpki) = self
+            .by_domain
+            .iter()
+            .find(|(domain, _)| domain.as_str() == claimed)
+            .ok_or(Error::InvalidCertificate(CertificateError::UnknownIssuer))?;
+        webpki.verify_client_cert(end_entity, intermediates, now)?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -73,7 +85,7 @@ impl ClientCertVerifier for SvidClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        self.any.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -82,16 +94,16 @@ impl ClientCertVerifier for SvidClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        self.any.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
+        self.any.supported_verify_schemes()
     }
 }
 
-/// Client side: the server's chain must verify against the truststore and its SPIFFE ID must be
-/// exactly `expected`. The host name dialled plays no part: identity is the SPIFFE ID.
+/// Client side: the server's SPIFFE ID must be exactly `expected` and its chain must verify
+/// against the CAs of `expected`'s trust domain. The host name dialled plays no part.
 #[derive(Debug)]
 pub(crate) struct SpiffeServerVerifier {
     roots: Arc<RootCertStore>,

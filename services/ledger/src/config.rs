@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use zt_identity::TrustDomain;
 use zt_telemetry::LogFormat;
+use zt_tls::BundleSource;
 
 /// Everything the ledger needs to start. Paths default to the development set in `certs/`.
 #[derive(Debug, Clone, clap::Parser)]
@@ -24,9 +25,16 @@ pub struct Config {
     /// Keystore: this server's private key (PEM).
     #[arg(long, env = "LEDGER_KEY", default_value = "certs/ledger.key")]
     pub key: PathBuf,
-    /// Truststore: the CA bundle client certificates must chain to (one or more PEM CAs).
-    #[arg(long, env = "LEDGER_CA", default_value = "certs/ca.pem")]
-    pub ca: PathBuf,
+    /// Truststore: CA bundles (PEM, one or more CAs each), repeat or comma-separate. A client
+    /// chain is checked only against the CAs of the trust domain its SPIFFE ID names: each CA
+    /// names its domain in a `spiffe://` URI SAN, or bind a file as `TRUST-DOMAIN=PATH`.
+    #[arg(
+        long,
+        env = "LEDGER_CA",
+        value_delimiter = ',',
+        default_value = "certs/ca.pem"
+    )]
+    pub ca: Vec<BundleSource>,
     /// Authorization policy (gRFC A43 JSON).
     #[arg(
         long,
@@ -87,7 +95,10 @@ pub struct Limits {
     /// Time a client has to finish the TLS handshake.
     #[arg(long, env = "LEDGER_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
-    /// Most simultaneous connections; further clients wait in the TCP backlog.
+    /// Most TLS handshakes in progress at once; further clients wait in the TCP backlog.
+    #[arg(long, env = "LEDGER_MAX_HANDSHAKES", default_value_t = 128)]
+    pub max_handshakes: usize,
+    /// Most established (authenticated) connections; beyond it new ones are refused.
     #[arg(long, env = "LEDGER_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
     /// Most concurrent HTTP/2 streams (RPCs) per connection.

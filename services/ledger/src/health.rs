@@ -15,7 +15,7 @@ use crate::error::Error;
 /// SPIFFE ID.
 pub async fn probe(config: &Config) -> Result<bool, Error> {
     let keystore = Keystore::load(&config.cert, &config.key)?;
-    let truststore = Truststore::load(&config.ca)?;
+    let truststore = Truststore::load_all(&config.ca)?;
     let tls = zt_tls::client_config(&keystore, &truststore, keystore.spiffe_id().clone())?;
     let uri = format!("https://127.0.0.1:{}", config.listen.port())
         .parse()

@@ -36,7 +36,7 @@ impl Server {
     /// Loads and checks every file named in `config`.
     pub fn load(config: Config) -> Result<Self, Error> {
         let keystore = Keystore::load(&config.cert, &config.key)?;
-        let truststore = Truststore::load(&config.ca)?;
+        let truststore = Truststore::load_all(&config.ca)?;
         let policy_json =
             std::fs::read_to_string(&config.policy).map_err(|source| Error::PolicyRead {
                 path: config.policy.clone(),
@@ -108,6 +108,7 @@ impl Server {
             self.tls,
             AcceptLimits {
                 handshake_timeout: limits.handshake_timeout,
+                max_handshakes: limits.max_handshakes,
                 max_connections: limits.max_connections,
                 ..AcceptLimits::default()
             },
@@ -122,8 +123,13 @@ impl Server {
             async move {
                 shutdown.await;
                 tracing::info!("shutting down: refusing new connections, draining in-flight RPCs");
+                // Both the ledger's status and the server-wide one ("") that the health
+                // subcommand and most probes ask for.
                 health
                     .set_not_serving::<LedgerServer<LedgerService>>()
+                    .await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
                     .await;
                 let _ = drain_tx.send(());
             }

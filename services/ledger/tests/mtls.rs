@@ -275,10 +275,107 @@ async fn hostile_peers_are_refused_at_the_handshake_and_no_handler_runs() {
     assert_eq!(server.service.handled(), 1);
 }
 
+/// A federated partner's CA is trusted for the partner's trust domain only: it cannot mint
+/// our identities, however valid its signature.
 #[tokio::test]
-async fn plaintext_http2_is_refused() {
+async fn a_partner_ca_cannot_vouch_for_our_trust_domain() {
+    let p = pki();
+    let partner = TestPki::new("partner.example");
+    let bundle = p.pki.write(
+        "federated-bundle.pem",
+        std::fs::read_to_string(p.pki.ca_cert()).unwrap()
+            + &std::fs::read_to_string(partner.ca_cert()).unwrap(),
+    );
+    let mut config = ledger::Config::with_files(
+        &p.ledger.cert,
+        &p.ledger.key,
+        &bundle,
+        common::demo_policy(),
+    );
+    config.trust_domains = vec![
+        zt_identity::TrustDomain::new(TD).unwrap(),
+        zt_identity::TrustDomain::new("partner.example").unwrap(),
+    ];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = ledger::Server::load(config)
+        .unwrap()
+        .spawn(listener)
+        .unwrap();
+
+    // The partner CA signs a perfectly formed SVID claiming to be our payments service (the
+    // project's CA refuses to; a compromised or careless partner CA would not).
+    let forged = partner.issue_params("forged-payments", svid_params(&[PAYMENTS_ID]));
+    assert_eq!(
+        probe(server.addr, Some(&forged), &bundle).await,
+        Probe::Refused(rustls::AlertDescription::UnknownCA)
+    );
+    let mut client = LedgerClient::new(raw_channel(server.addr, Some(&forged), &bundle));
+    client
+        .transfer(transfer("forged", 1))
+        .await
+        .expect_err("forged identity moved money");
+
+    // Its own workloads do get in, and then meet the policy, which names none of them.
+    let partner_app = partner.issue("partner-app", "spiffe://partner.example/app", &[]);
+    assert_eq!(
+        probe(server.addr, Some(&partner_app), &bundle).await,
+        Probe::Accepted
+    );
+    let mut client = LedgerClient::new(raw_channel(server.addr, Some(&partner_app), &bundle));
+    let status = client.get_balance(balance("alice")).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(server.service.handled(), 0);
+}
+
+/// A connection can outlive its certificate (and session resumption would let a client keep
+/// one alive): once the certificate expires, the next request on the open connection is
+/// refused as unauthenticated and reaches no handler.
+#[tokio::test]
+async fn a_certificate_that_expires_mid_connection_stops_working() {
     let p = pki();
     let server = start(&p.ledger, &p.pki.ca_cert()).await;
+    let mut short = svid_params(&[PAYMENTS_ID]);
+    short.not_after = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let short = p.pki.issue_params("short-lived", short);
+    let mut client = LedgerClient::new(raw_channel(server.addr, Some(&short), &p.pki.ca_cert()));
+
+    client.get_balance(balance("alice")).await.unwrap();
+    assert_eq!(server.service.handled(), 1);
+
+    // X.509 times have one-second resolution: wait until notAfter is safely in the past.
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let status = client.get_balance(balance("alice")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert_eq!(server.service.handled(), 1, "no handler ran after expiry");
+}
+
+/// A plaintext HTTP/2 client gets no HTTP/2 at all: the server answers its connection
+/// preface with a TLS alert record and closes, and no handler runs.
+#[tokio::test]
+async fn plaintext_http2_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let p = pki();
+    let server = start(&p.ledger, &p.pki.ca_cert()).await;
+
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tcp.read_to_end(&mut reply),
+    )
+    .await
+    .expect("the server closes the connection")
+    .unwrap();
+    assert_eq!(
+        reply.get(..2),
+        Some(&[0x15, 0x03][..]),
+        "expected a TLS alert record, got {reply:02x?}"
+    );
+
+    // tonic's own plaintext client fails too.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
         .unwrap()
         .timeout(std::time::Duration::from_secs(5))

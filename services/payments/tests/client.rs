@@ -141,7 +141,7 @@ async fn a_server_from_a_foreign_ca_is_refused_even_with_the_right_id() {
 }
 
 #[tokio::test]
-async fn transfers_retry_with_backoff_until_the_ledger_is_up_and_apply_once() {
+async fn a_transfer_waits_for_the_ledger_with_backoff_and_reaches_it_once() {
     let pki = TestPki::new("zt.example");
     let server = pki.issue("ledger", LEDGER_ID, &["localhost"]);
     let payments = pki.issue("payments", PAYMENTS_ID, &[]);
@@ -184,5 +184,9 @@ async fn transfers_retry_with_backoff_until_the_ledger_is_up_and_apply_once() {
         started.elapsed() >= Duration::from_millis(700),
         "it waited for the ledger"
     );
-    assert_eq!(service.handled(), 1, "applied exactly once");
+    assert_eq!(
+        service.handled(),
+        1,
+        "failed connection attempts never reached a handler; the one that did, once"
+    );
 }
