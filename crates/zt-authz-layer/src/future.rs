@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
+use zt_telemetry::InFlight;
 
 pin_project! {
     /// Either the wrapped service's future (allowed) or a ready gRPC error response (refused).
@@ -19,15 +20,16 @@ pin_project! {
     #[project = KindProj]
     #[derive(Debug)]
     enum Kind<F, B> {
-        Allowed { #[pin] future: F },
+        // The guard counts the RPC as in flight until the handler has answered.
+        Allowed { #[pin] future: F, in_flight: InFlight },
         Refused { response: Option<http::Response<B>> },
     }
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    pub(crate) fn allowed(future: F) -> Self {
+    pub(crate) fn allowed(future: F, in_flight: InFlight) -> Self {
         Self {
-            kind: Kind::Allowed { future },
+            kind: Kind::Allowed { future, in_flight },
         }
     }
 
@@ -48,7 +50,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Allowed { future } => future.poll(cx),
+            KindProj::Allowed { future, .. } => future.poll(cx),
             KindProj::Refused { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok(response)),
                 // Polled again after completion: a caller bug, answered without panicking.

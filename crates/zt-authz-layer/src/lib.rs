@@ -5,10 +5,16 @@
 //! 1. reads the connection's verified certificate chain ([`zt_tls::PeerConnectInfo`]) and turns
 //!    it into a [`PeerIdentity`] (parsed once per connection, then cached);
 //! 2. answers `UNAUTHENTICATED` if there is no valid identity (never consulting the policy:
-//!    in Zero Trust an anonymous caller is refused, whatever a rule says);
-//! 3. evaluates the [`Policy`] for the identity, the method path and the metadata, and answers
-//!    `PERMISSION_DENIED` unless an allow rule matched and no deny rule did;
-//! 4. logs the decision (peer, method, matched rule, decision) under `zt_authz::decision`;
+//!    in Zero Trust an anonymous caller is refused, whatever a rule says), or if the
+//!    certificate expired or was revoked (current CRLs) since the handshake, in which case the
+//!    connection is closed as well;
+//! 3. evaluates the current [`Policy`] (a [`PolicyHandle`], replaceable at runtime) for the
+//!    identity, the method path and the metadata, and answers `PERMISSION_DENIED` unless an
+//!    allow rule matched and no deny rule did; an optional *shadow* policy is evaluated too,
+//!    logged and counted, never enforced;
+//! 4. logs the decision (peer, method, matched rule, decision) under `zt_authz::decision`,
+//!    counts it (`zt_authz_decisions_total`), and writes a gRFC A59 audit line when the policy
+//!    asks for one ([`AuditSink`], stdout by default);
 //! 5. on allow, inserts `Arc<PeerIdentity>` (and tonic's `TcpConnectInfo`, so
 //!    `Request::remote_addr()` works) into the request extensions, and calls the inner service.
 //!
@@ -18,10 +24,12 @@
 //! [`PeerIdentity`]: zt_identity::PeerIdentity
 //! [`Policy`]: zt_authz::Policy
 
+mod audit;
 mod future;
 mod layer;
 mod service;
 
+pub use audit::{AuditRecord, AuditSink, StdoutAudit, audit_line};
 pub use future::ResponseFuture;
-pub use layer::AuthzLayer;
+pub use layer::{AuthzLayer, PolicyHandle};
 pub use service::Authz;

@@ -5,11 +5,17 @@ use std::task::{Context, Poll};
 
 use tonic::Status;
 use tower_service::Service;
-use zt_authz::{Decision, Request};
+use zt_authz::{Decision, Policy, Request};
+use zt_identity::{IdentityError, PeerIdentity};
+use zt_telemetry::Mode;
 use zt_tls::PeerConnectInfo;
 
+use crate::audit::AuditRecord;
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
+
+/// The `rule` label and log field of a default deny.
+const DEFAULT_DENY: &str = "<default deny>";
 
 /// Wraps a gRPC service and authorizes each request before calling it. Built by
 /// [`crate::AuthzLayer`].
@@ -51,19 +57,13 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
-        let shared = &self.shared;
+        let shared = &*self.shared;
         let method = req.uri().path();
         let conn = req.extensions().get::<PeerConnectInfo>();
         let remote = conn.and_then(|c| c.tcp().remote_addr);
+        let policy = shared.policy.guard();
 
-        let identity = match conn {
-            Some(conn) => conn.identity(&shared.domains).and_then(|peer| {
-                peer.check_expiry(unix_now())?;
-                Ok(peer)
-            }),
-            None => Err(zt_identity::IdentityError::NoCertificate),
-        };
-        let peer = match identity {
+        let peer = match authenticate(shared, conn) {
             Ok(peer) => peer,
             Err(err) => {
                 tracing::warn!(
@@ -75,6 +75,8 @@ where
                     error = %err,
                     "request refused: no verified identity"
                 );
+                shared.metrics.unauthenticated(err.kind());
+                audit(shared, &policy, method, "", "", false);
                 return ResponseFuture::refused(
                     Status::unauthenticated("a valid client certificate (X509-SVID) is required")
                         .into_http(),
@@ -82,46 +84,128 @@ where
             }
         };
 
-        let decision = shared.policy.evaluate(&Request {
+        let request = Request {
             path: method,
             peer: Some(&peer),
             headers: req.headers(),
-        });
-        let policy = shared.policy.name();
-        match decision {
-            Decision::Allow { rule } => {
-                tracing::info!(
-                    target: "zt_authz::decision",
-                    peer = %peer.spiffe_id(),
-                    peer_addr = %PeerAddr(remote),
-                    method,
-                    policy,
-                    rule,
-                    decision = "allow",
-                    "request allowed"
-                );
-            }
-            Decision::Deny { .. } | Decision::DefaultDeny => {
-                tracing::warn!(
-                    target: "zt_authz::decision",
-                    peer = %peer.spiffe_id(),
-                    peer_addr = %PeerAddr(remote),
-                    method,
-                    policy,
-                    rule = decision.matched_rule().unwrap_or("<default deny>"),
-                    decision = "deny",
-                    "request denied"
-                );
-                let message = format!("{} may not call {method}", peer.spiffe_id());
-                return ResponseFuture::refused(Status::permission_denied(message).into_http());
-            }
+        };
+        let label = if shared.methods.contains(method) {
+            method
+        } else {
+            "other"
+        };
+        if let Some(shadow) = &shared.shadow {
+            let shadow = shadow.guard();
+            let decision = shadow.evaluate(&request);
+            let (verdict, rule) = verdict(decision);
+            shared
+                .metrics
+                .decision(shadow.name(), rule, verdict, Mode::Shadow, label);
+            tracing::info!(
+                target: "zt_authz::shadow",
+                peer = %peer.spiffe_id(),
+                method,
+                policy = shadow.name(),
+                rule,
+                decision = verdict,
+                "shadow decision (not enforced)"
+            );
+        }
+
+        let decision = policy.evaluate(&request);
+        let (verdict, rule) = verdict(decision);
+        shared
+            .metrics
+            .decision(policy.name(), rule, verdict, Mode::Enforce, label);
+        audit(
+            shared,
+            &policy,
+            method,
+            peer.spiffe_id().as_str(),
+            decision.matched_rule().unwrap_or_default(),
+            decision.is_allowed(),
+        );
+        if decision.is_allowed() {
+            tracing::info!(
+                target: "zt_authz::decision",
+                peer = %peer.spiffe_id(),
+                peer_addr = %PeerAddr(remote),
+                method,
+                policy = policy.name(),
+                rule,
+                decision = verdict,
+                "request allowed"
+            );
+        } else {
+            tracing::warn!(
+                target: "zt_authz::decision",
+                peer = %peer.spiffe_id(),
+                peer_addr = %PeerAddr(remote),
+                method,
+                policy = policy.name(),
+                rule,
+                decision = verdict,
+                "request denied"
+            );
+            let message = format!("{} may not call {method}", peer.spiffe_id());
+            return ResponseFuture::refused(Status::permission_denied(message).into_http());
         }
 
         if let Some(tcp) = conn.map(|c| c.tcp().clone()) {
             req.extensions_mut().insert(tcp);
         }
         req.extensions_mut().insert(peer);
-        ResponseFuture::allowed(self.inner.call(req))
+        let in_flight = shared.metrics.rpc_started();
+        ResponseFuture::allowed(self.inner.call(req), in_flight)
+    }
+}
+
+/// The connection's identity, if it still holds: valid SVID of a trusted domain (cached per
+/// connection), not expired since the handshake, not revoked since. A revoked peer's
+/// connection is also closed, so its open streams end too.
+fn authenticate(
+    shared: &Shared,
+    conn: Option<&PeerConnectInfo>,
+) -> Result<Arc<PeerIdentity>, IdentityError> {
+    let conn = conn.ok_or(IdentityError::NoCertificate)?;
+    let peer = conn.identity(&shared.domains)?;
+    peer.check_expiry(unix_now())?;
+    if conn.is_revoked(&peer) {
+        conn.close();
+        shared.metrics.revoked_connection_closed();
+        return Err(IdentityError::Revoked {
+            serial: peer.serial().to_owned(),
+        });
+    }
+    Ok(peer)
+}
+
+fn verdict(decision: Decision<'_>) -> (&'static str, &str) {
+    let verdict = if decision.is_allowed() {
+        "allow"
+    } else {
+        "deny"
+    };
+    (verdict, decision.matched_rule().unwrap_or(DEFAULT_DENY))
+}
+
+/// Writes an A59 audit line if the policy asks for one for this outcome.
+fn audit(
+    shared: &Shared,
+    policy: &Policy,
+    method: &str,
+    principal: &str,
+    matched_rule: &str,
+    authorized: bool,
+) {
+    if policy.audit_to_stdout() && policy.audit_condition().audits(authorized) {
+        shared.audit.record(&AuditRecord {
+            rpc_method: method,
+            principal,
+            policy_name: policy.name(),
+            matched_rule,
+            authorized,
+        });
     }
 }
 

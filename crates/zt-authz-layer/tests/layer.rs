@@ -21,7 +21,7 @@ async fn no_verified_connection_means_unauthenticated_and_no_inner_call() {
     let policy =
         Policy::from_json(r#"{"name":"open","allow_rules":[{"name":"everyone"}]}"#).unwrap();
     let layer = AuthzLayer::new(
-        policy,
+        zt_authz_layer::PolicyHandle::new(policy),
         TrustedDomains::new([TrustDomain::new("zt.example").unwrap()]),
     );
 

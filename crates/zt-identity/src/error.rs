@@ -100,6 +100,12 @@ pub enum IdentityError {
         /// The certificate's notAfter, Unix seconds.
         not_after: i64,
     },
+    /// The certificate was revoked after the connection was established.
+    #[error("certificate (serial {serial}) was revoked while the connection was open")]
+    Revoked {
+        /// The certificate's serial number, lowercase hex.
+        serial: String,
+    },
 }
 
 impl IdentityError {
@@ -111,6 +117,7 @@ impl IdentityError {
             Self::NotAnSvid(_) => "not_svid",
             Self::UntrustedDomain(_) => "untrusted_trust_domain",
             Self::Expired { .. } => "expired",
+            Self::Revoked { .. } => "revoked",
         }
     }
 }

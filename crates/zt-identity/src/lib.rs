@@ -19,4 +19,4 @@ mod svid;
 pub use error::{IdentityError, SpiffeIdError, SvidViolation};
 pub use peer::{PeerIdentity, TrustedDomains};
 pub use spiffe_id::{MAX_SPIFFE_ID_LEN, SpiffeId, TrustDomain};
-pub use svid::{LeafReport, inspect_leaf};
+pub use svid::{LeafReport, inspect_leaf, rfc4514};

@@ -15,6 +15,7 @@ pub struct PeerIdentity {
     spiffe_id: SpiffeId,
     dns_names: Vec<String>,
     subject: String,
+    issuer: String,
     serial: String,
     not_after: i64,
 }
@@ -33,6 +34,11 @@ impl PeerIdentity {
     /// The subject distinguished name of the peer's certificate.
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// The issuer distinguished name of the peer's certificate (RFC 4514).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// The certificate's serial number, lowercase hex.
@@ -101,6 +107,7 @@ impl TrustedDomains {
             spiffe_id,
             dns_names: report.dns_sans,
             subject: report.subject,
+            issuer: report.issuer,
             serial: report.serial,
             not_after: report.not_after,
         })

@@ -22,7 +22,7 @@ pub struct LeafReport {
     pub uri_sans: Vec<String>,
     /// Every DNS SAN, as written.
     pub dns_sans: Vec<String>,
-    /// The subject distinguished name, RFC 4514 style (`CN=ledger, O=zt`).
+    /// The subject distinguished name, RFC 4514 style (`CN=ledger,O=zt`), see [`rfc4514`].
     pub subject: String,
     /// The issuer distinguished name.
     pub issuer: String,
@@ -187,7 +187,7 @@ fn malformed(err: impl std::fmt::Display) -> IdentityError {
 /// A distinguished name as RFC 4514 writes it, and as Go's `pkix.Name.String()` does (so a
 /// grpc-go policy matching subjects matches the same text here): last RDN first, `,` between
 /// RDNs, `+` inside one, special characters escaped, non-string values as `#` and hex DER.
-fn rfc4514(name: &X509Name<'_>) -> String {
+pub fn rfc4514(name: &X509Name<'_>) -> String {
     let registry = x509_parser::objects::oid_registry();
     let rdns: Vec<_> = name.iter_rdn().collect();
     let mut out = String::new();

@@ -1,6 +1,6 @@
 //! Generated code for the project's gRPC contract (`proto/ledger/v1/ledger.proto`).
 //!
-//! Nothing here is written by hand: change the `.proto` file and rebuild.
+//! Nothing here is written by hand but [`methods`]: change the `.proto` file and rebuild.
 
 /// `ledger.v1`: the Ledger service, its messages, client and server stubs.
 #[allow(missing_docs, unreachable_pub, clippy::all, unused_qualifications)]
@@ -8,5 +8,46 @@ pub mod ledger {
     /// Version 1 of the contract.
     pub mod v1 {
         tonic::include_proto!("ledger.v1");
+
+        /// The compiled descriptors of `ledger.v1`.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/ledger_descriptor.bin"));
+    }
+}
+
+/// Every method path (`/package.Service/Method`) of every service in an encoded
+/// `FileDescriptorSet`, in declaration order.
+pub fn methods(file_descriptor_set: &[u8]) -> Result<Vec<String>, prost::DecodeError> {
+    use prost::Message as _;
+    let set = prost_types::FileDescriptorSet::decode(file_descriptor_set)?;
+    let mut paths = Vec::new();
+    for file in &set.file {
+        let package = file.package();
+        for service in &file.service {
+            let qualified = if package.is_empty() {
+                service.name().to_owned()
+            } else {
+                format!("{package}.{}", service.name())
+            };
+            for method in &service.method {
+                paths.push(format!("/{qualified}/{}", method.name()));
+            }
+        }
+    }
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lists_the_ledger_methods() {
+        assert_eq!(
+            super::methods(super::ledger::v1::FILE_DESCRIPTOR_SET).ok(),
+            Some(vec![
+                "/ledger.v1.Ledger/GetBalance".to_owned(),
+                "/ledger.v1.Ledger/Transfer".to_owned(),
+                "/ledger.v1.Ledger/ListTransfers".to_owned(),
+            ])
+        );
     }
 }

@@ -1,31 +1,17 @@
-//! Logging for the services: one call at startup, text for people or JSON for machines.
+//! What the services tell their operators: logs and metrics.
 //!
-//! Every security-relevant event is a structured `tracing` event under a stable target, so it
-//! can be filtered and shipped: `zt_tls::refused` (a peer refused during the handshake) and
-//! `zt_authz::decision` (every authorization decision).
+//! - [`init`]: the `tracing` subscriber, text for people or JSON lines for machines. Every
+//!   security-relevant event is a structured event under a stable target, so it can be filtered
+//!   and shipped: `zt_tls::refused` (a peer refused during the handshake), `zt_authz::decision`
+//!   (every authorization decision), `zt_reload` (material reloaded, or kept after a bad file).
+//! - [`Metrics`]: the Prometheus metrics every crate records into, passed explicitly (no global
+//!   registry), and [`serve_metrics`], which exposes them on their own plain-HTTP listener, apart
+//!   from the mTLS port.
 
-use tracing_subscriber::EnvFilter;
+mod logs;
+mod metrics;
+mod serve;
 
-/// How log lines are written to stderr.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Installs the global subscriber. `RUST_LOG` overrides the default filter (`info`).
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    // A second call (tests) keeps the first subscriber; nothing to report.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-}
+pub use logs::{LogFormat, init};
+pub use metrics::{InFlight, Metrics, Mode};
+pub use serve::serve_metrics;

@@ -12,14 +12,16 @@
 //!   none is free the new connection is refused (`connection_limit`) and the live ones are
 //!   untouched.
 
+use std::future::Future as _;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::ServerConfig;
+use arc_swap::ArcSwap;
 use rustls_pki_types::CertificateDer;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -31,6 +33,14 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 use zt_identity::{IdentityError, PeerIdentity, TrustedDomains};
+use zt_telemetry::{InFlight, Metrics};
+
+use crate::crl::Crls;
+use crate::server::ServerTls;
+
+/// How long a connection being closed (its peer was revoked) may still write, so the refusal
+/// of the request that found out reaches the peer before the socket goes.
+const CLOSE_GRACE: Duration = Duration::from_millis(200);
 
 /// Bounds on what peers can hold before and while they are connected.
 #[derive(Debug, Clone, Copy)]
@@ -58,24 +68,27 @@ impl Default for AcceptLimits {
 
 /// Accepts connections on `listener` and yields those that completed the mutual TLS handshake.
 ///
-/// Runs until the returned stream is dropped (tonic drops it on graceful shutdown), at which
-/// point the listener is closed. Refused peers are logged under the `zt_tls::refused` target
-/// with their address and a stable `reason`.
+/// Each handshake uses the configuration `tls` holds at that moment, so a reload applies from
+/// the next connection on. Runs until the returned stream is dropped (tonic drops it on
+/// graceful shutdown), at which point the listener is closed. Refused peers are logged under
+/// the `zt_tls::refused` target with their address and a stable `reason`, and counted.
 pub fn accept(
     listener: TcpListener,
-    config: Arc<ServerConfig>,
+    tls: Arc<ServerTls>,
     limits: AcceptLimits,
+    metrics: Metrics,
 ) -> impl Stream<Item = Result<PeerStream, io::Error>> {
     // A small buffer: connections wait here only while tonic spawns the previous one.
     let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), limits, tx));
+    tokio::spawn(accept_loop(listener, tls, limits, metrics, tx));
     ReceiverStream::new(rx)
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: Arc<ServerTls>,
     limits: AcceptLimits,
+    metrics: Metrics,
     tx: mpsc::Sender<Result<PeerStream, io::Error>>,
 ) {
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
@@ -109,60 +122,73 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let _ = SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
-        tokio::spawn(handshake(
-            acceptor.clone(),
-            tcp,
+        let pending = Pending {
+            acceptor: TlsAcceptor::from(tls.current().config.clone()),
+            crls: tls.crls_cell(),
             remote,
             handshake_permit,
-            Arc::clone(&connections),
-            limits.handshake_timeout,
-            tx.clone(),
-        ));
+            connections: Arc::clone(&connections),
+            deadline: limits.handshake_timeout,
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(pending.handshake(tcp, tx.clone()));
     }
     tracing::debug!("accept loop stopped");
 }
 
-async fn handshake(
+/// A connection between TCP accept and the end of its handshake.
+struct Pending {
     acceptor: TlsAcceptor,
-    tcp: TcpStream,
+    crls: Arc<ArcSwap<Crls>>,
     remote: SocketAddr,
     handshake_permit: OwnedSemaphorePermit,
     connections: Arc<Semaphore>,
     deadline: Duration,
-    tx: mpsc::Sender<Result<PeerStream, io::Error>>,
-) {
-    let result = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "TLS handshake timed out",
-        )),
-    };
-    drop(handshake_permit);
-    let refuse = |reason: &'static str, error: &dyn std::fmt::Display| {
-        tracing::warn!(
-            target: "zt_tls::refused",
-            peer = %remote,
-            reason,
-            error = %error,
-            "refused connection"
-        );
-    };
-    let tls = match result {
-        Ok(tls) => tls,
-        Err(err) => return refuse(refusal_reason(&err), &err),
-    };
-    let Ok(permit) = connections.try_acquire_owned() else {
-        // Dropping `tls` closes the socket; a retrying client will land once a slot frees.
-        return refuse("connection_limit", &"too many open connections");
-    };
-    let stream = PeerStream {
-        inner: tls,
-        identity: Arc::default(),
-        _permit: permit,
-    };
-    // Fails only when the server is shutting down; the connection is then dropped.
-    let _ = tx.send(Ok(stream)).await;
+    metrics: Metrics,
+}
+
+impl Pending {
+    async fn handshake(self, tcp: TcpStream, tx: mpsc::Sender<Result<PeerStream, io::Error>>) {
+        let result = match tokio::time::timeout(self.deadline, self.acceptor.accept(tcp)).await {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "TLS handshake timed out",
+            )),
+        };
+        drop(self.handshake_permit);
+        let refuse = |reason: &'static str, error: &dyn std::fmt::Display| {
+            self.metrics.handshake_refused(reason);
+            tracing::warn!(
+                target: "zt_tls::refused",
+                peer = %self.remote,
+                reason,
+                error = %error,
+                "refused connection"
+            );
+        };
+        let tls = match result {
+            Ok(tls) => tls,
+            Err(err) => return refuse(refusal_reason(&err), &err),
+        };
+        let Ok(permit) = self.connections.try_acquire_owned() else {
+            // Dropping `tls` closes the socket; a retrying client will land once a slot frees.
+            return refuse("connection_limit", &"too many open connections");
+        };
+        let stream = PeerStream {
+            inner: tls,
+            shared: Arc::new(ConnShared {
+                identity: OnceLock::new(),
+                crls: self.crls,
+                closing: AtomicBool::new(false),
+            }),
+            grace: None,
+            _permit: permit,
+            _open: self.metrics.connection_opened(),
+        };
+        // Fails only when the server is shutting down; the connection is then dropped.
+        let _ = tx.send(Ok(stream)).await;
+    }
 }
 
 /// A short, stable label for why a handshake failed, for logs and metrics: `no_certificate`,
@@ -209,20 +235,32 @@ pub fn refusal_reason(err: &io::Error) -> &'static str {
 #[derive(Debug)]
 pub struct PeerStream {
     inner: TlsStream<TcpStream>,
-    identity: Arc<OnceLock<Result<Arc<PeerIdentity>, IdentityError>>>,
+    shared: Arc<ConnShared>,
+    /// Started when the connection is told to close: reads fail once it elapses.
+    grace: Option<Pin<Box<tokio::time::Sleep>>>,
     _permit: OwnedSemaphorePermit,
+    _open: InFlight,
+}
+
+/// What the connection and every request on it share.
+#[derive(Debug)]
+struct ConnShared {
+    identity: OnceLock<Result<Arc<PeerIdentity>, IdentityError>>,
+    /// The server's CRLs, as they are now (reloads included).
+    crls: Arc<ArcSwap<Crls>>,
+    closing: AtomicBool,
 }
 
 /// What tonic puts in every request's extensions for a [`PeerStream`] connection.
 ///
-/// Cloned into each request, but the identity cell is shared: the certificate is parsed into a
+/// Cloned into each request, but the state is shared: the certificate is parsed into a
 /// [`PeerIdentity`] once per connection, by the first request that asks.
 #[derive(Debug, Clone)]
 pub struct PeerConnectInfo {
     tcp: TcpConnectInfo,
     /// The chain rustls verified, leaf first; shared by every request on the connection.
     certs: Option<Arc<[CertificateDer<'static>]>>,
-    identity: Arc<OnceLock<Result<Arc<PeerIdentity>, IdentityError>>>,
+    shared: Arc<ConnShared>,
 }
 
 impl PeerConnectInfo {
@@ -239,12 +277,28 @@ impl PeerConnectInfo {
     /// The peer's identity, derived from its verified leaf certificate on first use and cached
     /// for the life of the connection.
     pub fn identity(&self, domains: &TrustedDomains) -> Result<Arc<PeerIdentity>, IdentityError> {
-        self.identity
+        self.shared
+            .identity
             .get_or_init(|| {
                 let leaf = self.peer_certs().and_then(<[_]>::first);
                 domains.identify(leaf.map(|der| der.as_ref())).map(Arc::new)
             })
             .clone()
+    }
+
+    /// Whether `peer` (this connection's identity) is revoked by the server's CRLs *now*: the
+    /// handshake checked the CRLs of its time, a reload may have added the peer since.
+    pub fn is_revoked(&self, peer: &PeerIdentity) -> bool {
+        self.shared
+            .crls
+            .load()
+            .is_revoked(peer.issuer(), peer.serial())
+    }
+
+    /// Closes the connection shortly (after [`CLOSE_GRACE`], so that the answer to the
+    /// current request can still be written). Every stream on it ends.
+    pub fn close(&self) {
+        self.shared.closing.store(true, Ordering::Release);
     }
 }
 
@@ -256,7 +310,7 @@ impl Connected for PeerStream {
         PeerConnectInfo {
             tcp: tcp.connect_info(),
             certs: tls.peer_certificates().map(Arc::from),
-            identity: Arc::clone(&self.identity),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -267,6 +321,17 @@ impl AsyncRead for PeerStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.shared.closing.load(Ordering::Acquire) {
+            let grace = self
+                .grace
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+            if grace.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "connection closed by the server: peer no longer authorized",
+                )));
+            }
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::path::PathBuf;
+
+use arc_swap::ArcSwap;
 use http::Uri;
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
@@ -65,14 +68,85 @@ pub fn channel(
         .connect_with_connector_lazy(MtlsConnector::new(config, connect_timeout))
 }
 
+/// A client's TLS material, reloadable while connections are open: certificate and key
+/// (rotated short-lived certificates) and CA bundle (CA rotation). A reload applies from the
+/// next connection on; open connections keep the session they negotiated.
+#[derive(Debug)]
+pub struct ClientTls {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
+    server_id: SpiffeId,
+    config: Arc<ArcSwap<ClientConfig>>,
+    keystore: ArcSwap<Keystore>,
+}
+
+impl ClientTls {
+    /// Loads the keystore (`cert`, `key`) and truststore (`ca`) for talking to `server_id`.
+    pub fn load(
+        cert: PathBuf,
+        key: PathBuf,
+        ca: PathBuf,
+        server_id: SpiffeId,
+    ) -> Result<Self, TlsError> {
+        let (keystore, config) = Self::read(&cert, &key, &ca, &server_id)?;
+        Ok(Self {
+            cert,
+            key,
+            ca,
+            server_id,
+            config: Arc::new(ArcSwap::new(config)),
+            keystore: ArcSwap::from_pointee(keystore),
+        })
+    }
+
+    fn read(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+        server_id: &SpiffeId,
+    ) -> Result<(Keystore, Arc<ClientConfig>), TlsError> {
+        let keystore = Keystore::load(cert, key)?;
+        let truststore = Truststore::load(ca)?;
+        let config = client_config(&keystore, &truststore, server_id.clone())?;
+        Ok((keystore, config))
+    }
+
+    /// Reads the files again; on success new connections use them, on error nothing changes.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let (keystore, config) = Self::read(&self.cert, &self.key, &self.ca, &self.server_id)?;
+        self.config.store(config);
+        self.keystore.store(Arc::new(keystore));
+        Ok(())
+    }
+
+    /// The files the material comes from, to watch for changes.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        vec![self.cert.clone(), self.key.clone(), self.ca.clone()]
+    }
+
+    /// Our keystore as of now.
+    pub fn keystore(&self) -> Arc<Keystore> {
+        self.keystore.load_full()
+    }
+
+    /// A connector that always dials with the current material.
+    pub fn connector(&self, connect_timeout: Duration) -> MtlsConnector {
+        MtlsConnector {
+            config: Arc::clone(&self.config),
+            connect_timeout,
+        }
+    }
+}
+
 /// Connects a tonic channel over mutual TLS: TCP connect (bounded by `connect_timeout`), then
-/// the handshake with the given client configuration.
+/// the handshake with the client configuration current at that moment.
 ///
 /// Use with `Endpoint::connect_with_connector` and an `http://` URI: TLS is done here, so
 /// tonic must not try to add its own.
 #[derive(Clone)]
 pub struct MtlsConnector {
-    tls: TlsConnector,
+    config: Arc<ArcSwap<ClientConfig>>,
     connect_timeout: Duration,
 }
 
@@ -88,7 +162,7 @@ impl MtlsConnector {
     /// A connector that uses `config` for every connection.
     pub fn new(config: Arc<ClientConfig>, connect_timeout: Duration) -> Self {
         Self {
-            tls: TlsConnector::from(config),
+            config: Arc::new(ArcSwap::new(config)),
             connect_timeout,
         }
     }
@@ -104,7 +178,7 @@ impl tower_service::Service<Uri> for MtlsConnector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let tls = self.tls.clone();
+        let tls = TlsConnector::from(self.config.load_full());
         let deadline = self.connect_timeout;
         Box::pin(async move {
             let invalid =

@@ -61,6 +61,16 @@ pub enum TlsError {
         /// The key file.
         key: PathBuf,
     },
+    /// A certificate revocation list that cannot be used.
+    #[error("{}: CRL {index}: {reason}", path.display())]
+    BadCrl {
+        /// The file.
+        path: PathBuf,
+        /// Position of the CRL in the file, from 0.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),

@@ -7,17 +7,20 @@
 //!   it trusts, *per trust domain*), loaded from PEM files with errors that name the file and
 //!   the problem.
 //! - [`server_config`]: TLS 1.3 only, ALPN `h2` only, a client certificate *required*, chained
-//!   to the truststore *and* a valid X509-SVID from a trusted trust domain.
+//!   to the truststore *and* a valid X509-SVID from a trusted trust domain, not revoked by the
+//!   [`Crls`]. [`ServerTls`] holds it and rebuilds it from the files on reload.
 //! - [`client_config`]: the client presents its own certificate and accepts a server only if its
 //!   chain verifies and its SPIFFE ID is exactly the one expected (DNS names play no part).
-//! - [`accept`]: the server's accept loop, with a handshake timeout, a connection cap, TCP
-//!   keepalive and a structured log line for every refused peer. Each connection carries a
-//!   [`PeerConnectInfo`] that caches the peer's identity for all requests on it.
+//! - [`accept`]: the server's accept loop, with a handshake timeout, handshake and connection
+//!   caps, TCP keepalive and a structured log line and metric for every refused peer. Each
+//!   connection carries a [`PeerConnectInfo`] that caches the peer's identity for all requests
+//!   on it, checks it against the current CRLs, and can close the connection.
 //! - [`channel`] / [`MtlsConnector`]: a tonic channel (or just its connector) over mutual TLS.
 //! - [`probe`]: what a server answers a given client configuration (alert, close, accept).
 
 mod acceptor;
 mod client;
+mod crl;
 mod error;
 mod probe;
 mod server;
@@ -25,11 +28,12 @@ mod store;
 mod verify;
 
 pub use acceptor::{AcceptLimits, PeerConnectInfo, PeerStream, accept, refusal_reason};
-pub use client::{MtlsConnector, channel, client_config};
+pub use client::{ClientTls, MtlsConnector, channel, client_config};
+pub use crl::Crls;
 pub use error::TlsError;
 pub use probe::{Probe, probe};
-pub use server::server_config;
-pub use store::{BundleSource, Keystore, Truststore};
+pub use server::{ServerFiles, ServerMaterial, ServerTls, server_config};
+pub use store::{BundleSource, Keystore, TrustedCa, Truststore};
 pub use verify::UnexpectedServer;
 
 /// The one crypto provider used everywhere (ring), so no process ever mixes two.

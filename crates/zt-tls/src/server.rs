@@ -1,30 +1,38 @@
-//! The server's rustls configuration.
+//! The server's rustls configuration, and [`ServerTls`], which rebuilds it when files change.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustls::ServerConfig;
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::sign::SingleCertAndKey;
 use zt_identity::TrustedDomains;
 
+use crate::crl::Crls;
 use crate::error::TlsError;
-use crate::store::{Keystore, Truststore};
+use crate::store::{BundleSource, Keystore, Truststore};
 use crate::verify::SvidClientVerifier;
 
 /// A server configuration that accepts only TLS 1.3, only HTTP/2 (ALPN `h2`), and only clients
-/// that present a valid X509-SVID of one of `domains`, chaining to a CA of that same domain.
+/// that present a valid X509-SVID of one of `domains`, chaining to a CA of that same domain,
+/// and not revoked by `crls`.
 ///
 /// Session resumption is off: a resumed TLS session restores the client's certificate without
-/// running the verifier again, so an expired (or, later, revoked) certificate would keep
-/// working for as long as the client keeps resuming.
+/// running the verifier again, so an expired or revoked certificate would keep working for as
+/// long as the client keeps resuming.
 pub fn server_config(
     keystore: &Keystore,
     truststore: &Truststore,
+    crls: &Crls,
     domains: TrustedDomains,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = crate::crypto_provider();
     let build = |roots| {
         WebPkiClientVerifier::builder_with_provider(roots, Arc::clone(&provider))
+            .with_crls(crls.ders().iter().cloned())
+            // CRLs cover the CAs that publish one; a partner CA without a CRL is not an error.
+            .allow_unknown_revocation_status()
             .build()
             .map_err(|e| TlsError::Config(e.to_string()))
     };
@@ -53,4 +61,110 @@ pub fn server_config(
     config.session_storage = Arc::new(NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
+}
+
+/// Where a server's TLS material comes from.
+#[derive(Debug, Clone)]
+pub struct ServerFiles {
+    /// Keystore: certificate chain (PEM, leaf first).
+    pub cert: PathBuf,
+    /// Keystore: private key (PEM).
+    pub key: PathBuf,
+    /// Truststore: CA bundles.
+    pub bundles: Vec<BundleSource>,
+    /// Certificate revocation lists.
+    pub crls: Vec<PathBuf>,
+    /// Trust domains clients may come from.
+    pub domains: TrustedDomains,
+}
+
+impl ServerFiles {
+    /// Every file the material is read from, to watch for changes.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        [self.cert.clone(), self.key.clone()]
+            .into_iter()
+            .chain(self.bundles.iter().map(|b| b.path.clone()))
+            .chain(self.crls.iter().cloned())
+            .collect()
+    }
+}
+
+/// What a [`ServerTls`] serves with right now.
+#[derive(Debug)]
+pub struct ServerMaterial {
+    /// The rustls configuration new handshakes use.
+    pub config: Arc<ServerConfig>,
+    /// Our certificate and key.
+    pub keystore: Keystore,
+    /// The CAs we trust.
+    pub truststore: Truststore,
+}
+
+/// The server's TLS material, reloadable while serving.
+///
+/// A reload reads every file again and builds a whole new configuration; only if all of it is
+/// good does it replace the current one, atomically. New handshakes then use the new material;
+/// established connections keep the session they negotiated. The CRLs are also shared with
+/// every open connection ([`crate::PeerConnectInfo::is_revoked`]), so a revocation reaches
+/// live peers at their next request.
+#[derive(Debug)]
+pub struct ServerTls {
+    files: ServerFiles,
+    current: ArcSwap<ServerMaterial>,
+    crls: Arc<ArcSwap<Crls>>,
+}
+
+impl ServerTls {
+    /// Loads everything from `files`; any problem is an error naming the file.
+    pub fn load(files: ServerFiles) -> Result<Self, TlsError> {
+        let (material, crls) = Self::read(&files)?;
+        Ok(Self {
+            files,
+            current: ArcSwap::from_pointee(material),
+            crls: Arc::new(ArcSwap::from_pointee(crls)),
+        })
+    }
+
+    /// Reads every file again and, if all is well, serves with the result from the next
+    /// handshake on. On error nothing changes.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let (material, crls) = Self::read(&self.files)?;
+        self.current.store(Arc::new(material));
+        self.crls.store(Arc::new(crls));
+        Ok(())
+    }
+
+    fn read(files: &ServerFiles) -> Result<(ServerMaterial, Crls), TlsError> {
+        let keystore = Keystore::load(&files.cert, &files.key)?;
+        let truststore = Truststore::load_all(&files.bundles)?;
+        let crls = Crls::load(&files.crls, &truststore)?;
+        let config = server_config(&keystore, &truststore, &crls, files.domains.clone())?;
+        Ok((
+            ServerMaterial {
+                config,
+                keystore,
+                truststore,
+            },
+            crls,
+        ))
+    }
+
+    /// The material in use now.
+    pub fn current(&self) -> Arc<ServerMaterial> {
+        self.current.load_full()
+    }
+
+    /// The revocation lists in use now.
+    pub fn crls(&self) -> Arc<Crls> {
+        self.crls.load_full()
+    }
+
+    /// Where the material comes from.
+    pub fn files(&self) -> &ServerFiles {
+        &self.files
+    }
+
+    pub(crate) fn crls_cell(&self) -> Arc<ArcSwap<Crls>> {
+        Arc::clone(&self.crls)
+    }
 }

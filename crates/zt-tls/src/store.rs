@@ -142,6 +142,20 @@ impl From<&Path> for BundleSource {
 #[derive(Debug, Clone)]
 pub struct Truststore {
     domains: BTreeMap<TrustDomain, Arc<RootCertStore>>,
+    cas: Vec<TrustedCa>,
+}
+
+/// One CA of a [`Truststore`].
+#[derive(Debug, Clone)]
+pub struct TrustedCa {
+    /// The trust domain it vouches for.
+    pub domain: TrustDomain,
+    /// Its subject (RFC 4514), which is the issuer name of what it signs.
+    pub subject: String,
+    /// When it expires, Unix seconds.
+    pub not_after: i64,
+    /// The certificate.
+    pub der: CertificateDer<'static>,
 }
 
 impl Truststore {
@@ -160,6 +174,7 @@ impl Truststore {
     pub fn load_all(sources: &[BundleSource]) -> Result<Self, TlsError> {
         let now = unix_now();
         let mut domains: BTreeMap<TrustDomain, RootCertStore> = BTreeMap::new();
+        let mut cas = Vec::new();
         for source in sources {
             let path = &source.path;
             for (index, der) in load_certs(path)?.into_iter().enumerate() {
@@ -197,10 +212,16 @@ impl Truststore {
                 }
                 let domain = ca_trust_domain(&cert, source.domain.as_ref()).map_err(bad)?;
                 domains
-                    .entry(domain)
+                    .entry(domain.clone())
                     .or_insert_with(RootCertStore::empty)
-                    .add(der)
+                    .add(der.clone())
                     .map_err(|e| bad(e.to_string()))?;
+                cas.push(TrustedCa {
+                    domain,
+                    subject: zt_identity::rfc4514(cert.subject()),
+                    not_after: until,
+                    der,
+                });
             }
         }
         Ok(Self {
@@ -208,6 +229,7 @@ impl Truststore {
                 .into_iter()
                 .map(|(domain, roots)| (domain, Arc::new(roots)))
                 .collect(),
+            cas,
         })
     }
 
@@ -217,6 +239,11 @@ impl Truststore {
             .iter()
             .find(|(domain, _)| domain.as_str() == trust_domain)
             .map(|(_, roots)| Arc::clone(roots))
+    }
+
+    /// Every CA, in file order.
+    pub fn cas(&self) -> &[TrustedCa] {
+        &self.cas
     }
 
     /// Every trust domain some CA vouches for.
@@ -305,6 +332,6 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
 }

@@ -35,6 +35,10 @@ pub struct Config {
         default_value = "certs/ca.pem"
     )]
     pub ca: Vec<BundleSource>,
+    /// Certificate revocation lists (PEM or DER), each signed by a trusted CA; repeat or
+    /// comma-separate. Checked at every handshake and, for open connections, every request.
+    #[arg(long = "crl", env = "LEDGER_CRL", value_delimiter = ',')]
+    pub crls: Vec<PathBuf>,
     /// Authorization policy (gRFC A43 JSON).
     #[arg(
         long,
@@ -42,6 +46,17 @@ pub struct Config {
         default_value = "config/ledger-policy.json"
     )]
     pub policy: PathBuf,
+    /// A second policy evaluated alongside the enforced one: its decisions are logged
+    /// (`zt_authz::shadow`) and counted (`mode="shadow"`), never enforced.
+    #[arg(long, env = "LEDGER_SHADOW_POLICY")]
+    pub shadow_policy: Option<PathBuf>,
+    /// Serve Prometheus metrics over plain HTTP at this address (`GET /metrics`).
+    #[arg(long, env = "LEDGER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often to check the certificate, key, CA, CRL and policy files for changes (SIGHUP
+    /// reloads at once).
+    #[arg(long, env = "LEDGER_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub reload_interval: Duration,
     /// Trust domains clients may come from (repeat the flag, or comma-separate).
     #[arg(
         long = "trust-domain",

@@ -25,6 +25,14 @@ pub enum Error {
         /// What is wrong with it.
         source: zt_authz::PolicyError,
     },
+    /// The metrics listener could not bind.
+    #[error("cannot serve metrics on {address}: {source}")]
+    MetricsListen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
     /// The health probe got no answer.
     #[error("health check failed: {}", .0.message())]
     Health(tonic::Status),

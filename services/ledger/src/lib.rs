@@ -22,4 +22,4 @@ pub mod service;
 pub use config::{Command, Config};
 pub use error::Error;
 pub use health::probe;
-pub use server::{Background, Server};
+pub use server::{Background, Server, load_policy, served_methods};

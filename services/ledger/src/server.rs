@@ -1,17 +1,19 @@
 //! Loading the configuration into a ready-to-serve server, and serving it.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_rustls::rustls::ServerConfig;
 use tonic::transport::Server as Transport;
 use zt_authz::Policy;
-use zt_authz_layer::AuthzLayer;
+use zt_authz_layer::{AuthzLayer, PolicyHandle};
 use zt_identity::TrustedDomains;
 use zt_proto::ledger::v1::ledger_server::LedgerServer;
-use zt_tls::{AcceptLimits, Keystore, Truststore};
+use zt_reload::Reloader;
+use zt_telemetry::Metrics;
+use zt_tls::{AcceptLimits, ServerFiles, ServerTls};
 
 use crate::book::Book;
 use crate::config::Config;
@@ -21,55 +23,133 @@ use crate::service::LedgerService;
 /// Longest connection age when the operator sets none.
 const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(3600);
 
-/// A ledger whose every input (keystore, truststore, policy) has been loaded and checked.
-/// Building one does all the validation, so a bad file fails before anything listens.
+/// A ledger whose every input (keystore, truststore, CRLs, policies) has been loaded and
+/// checked. Building one does all the validation, so a bad file fails before anything listens.
 #[derive(Debug)]
 pub struct Server {
     config: Config,
-    tls: Arc<ServerConfig>,
+    tls: Arc<ServerTls>,
+    policy: PolicyHandle,
+    shadow: Option<PolicyHandle>,
     authz: AuthzLayer,
+    metrics: Metrics,
     ledger: LedgerService,
     max_connection_age: Duration,
+}
+
+/// Every method this server serves (the ledger's and the health service's), for metric labels
+/// and policy tooling.
+pub fn served_methods() -> Vec<String> {
+    [
+        zt_proto::ledger::v1::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ]
+    .into_iter()
+    .flat_map(|fds| zt_proto::methods(fds).unwrap_or_default())
+    .collect()
+}
+
+/// Reads and compiles a policy file.
+pub fn load_policy(path: &Path) -> Result<Policy, Error> {
+    let json = std::fs::read_to_string(path).map_err(|source| Error::PolicyRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    Policy::from_json(&json).map_err(|source| Error::Policy {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 impl Server {
     /// Loads and checks every file named in `config`.
     pub fn load(config: Config) -> Result<Self, Error> {
-        let keystore = Keystore::load(&config.cert, &config.key)?;
-        let truststore = Truststore::load_all(&config.ca)?;
-        let policy_json =
-            std::fs::read_to_string(&config.policy).map_err(|source| Error::PolicyRead {
-                path: config.policy.clone(),
-                source,
-            })?;
-        let policy = Policy::from_json(&policy_json).map_err(|source| Error::Policy {
-            path: config.policy.clone(),
-            source,
-        })?;
         let domains = TrustedDomains::new(config.trust_domains.iter().cloned());
-        let tls = zt_tls::server_config(&keystore, &truststore, domains.clone())?;
+        let tls = Arc::new(ServerTls::load(ServerFiles {
+            cert: config.cert.clone(),
+            key: config.key.clone(),
+            bundles: config.ca.clone(),
+            crls: config.crls.clone(),
+            domains: domains.clone(),
+        })?);
+        let policy = PolicyHandle::new(load_policy(&config.policy)?);
+        let shadow = match &config.shadow_policy {
+            Some(path) => Some(PolicyHandle::new(load_policy(path)?)),
+            None => None,
+        };
+        let metrics = Metrics::new();
+        record_certificates(&tls, &metrics);
+
+        let mut authz = AuthzLayer::new(policy.clone(), domains)
+            .with_metrics(metrics.clone())
+            .with_known_methods(served_methods());
+        if let Some(shadow) = &shadow {
+            authz = authz.with_shadow(shadow.clone());
+        }
 
         // Reconnecting clients re-handshake, so they see rotated or revoked certificates; and
-        // no connection outlives the certificate that authenticated this server.
-        let remaining = u64::try_from(keystore.not_after() - unix_now()).unwrap_or(0);
+        // no connection outlives the certificate that authenticated this server (as of
+        // startup: a rotated certificate does not change it).
+        let material = tls.current();
+        let remaining = u64::try_from(material.keystore.not_after() - unix_now()).unwrap_or(0);
         let max_connection_age = config.limits.max_connection_age.unwrap_or_else(|| {
             DEFAULT_MAX_CONNECTION_AGE
                 .min(Duration::from_secs(remaining / 2).max(Duration::from_secs(60)))
         });
 
         tracing::info!(
-            identity = %keystore.spiffe_id(),
-            policy = policy.name(),
+            identity = %material.keystore.spiffe_id(),
+            policy = policy.current().name(),
+            shadow_policy = shadow.as_ref().map(|s| s.current().name().to_owned()),
             trust_domains = ?config.trust_domains,
+            revoked = tls.crls().revoked_count(),
             "ledger configured"
         );
         Ok(Self {
             tls,
-            authz: AuthzLayer::new(policy, domains),
+            policy,
+            shadow,
+            authz,
+            metrics,
             ledger: LedgerService::new(Book::seeded()),
             max_connection_age,
             config,
         })
+    }
+
+    /// The metrics this server records.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Watches every file the server was loaded from, and SIGHUP.
+    fn reloader(&self) -> Reloader {
+        let mut reloader = Reloader::new(self.config.reload_interval, self.metrics.clone());
+        let (tls, metrics) = (Arc::clone(&self.tls), self.metrics.clone());
+        reloader = reloader.watch("tls", self.tls.files().paths(), move || {
+            tls.reload().map_err(|e| e.to_string())?;
+            record_certificates(&tls, &metrics);
+            Ok(())
+        });
+        let policies = [
+            ("policy", Some(&self.policy), Some(&self.config.policy)),
+            (
+                "shadow policy",
+                self.shadow.as_ref(),
+                self.config.shadow_policy.as_ref(),
+            ),
+        ];
+        for (name, handle, path) in policies {
+            if let (Some(handle), Some(path)) = (handle, path) {
+                let (handle, file) = (handle.clone(), path.clone());
+                reloader = reloader.watch(name, vec![path.clone()], move || {
+                    let policy = load_policy(&file).map_err(|e| e.to_string())?;
+                    handle.replace(policy);
+                    Ok(())
+                });
+            }
+        }
+        reloader
     }
 
     /// The service behind the server, to observe its state.
@@ -100,18 +180,34 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), Error> {
         let limits = &self.config.limits;
+        // Both helpers stop when `run` returns (their handles abort on drop).
+        let _reloader = AbortOnDrop(tokio::spawn(self.reloader().run()));
+        let _metrics = match self.config.metrics_listen {
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .map_err(|source| Error::MetricsListen { address, source })?;
+                tracing::info!(%address, "serving metrics at /metrics");
+                Some(AbortOnDrop(tokio::spawn(zt_telemetry::serve_metrics(
+                    listener,
+                    self.metrics.clone(),
+                ))))
+            }
+            None => None,
+        };
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<LedgerServer<LedgerService>>().await;
 
         let incoming = zt_tls::accept(
             listener,
-            self.tls,
+            Arc::clone(&self.tls),
             AcceptLimits {
                 handshake_timeout: limits.handshake_timeout,
                 max_handshakes: limits.max_handshakes,
                 max_connections: limits.max_connections,
                 ..AcceptLimits::default()
             },
+            self.metrics.clone(),
         );
         let ledger = LedgerServer::new(self.ledger)
             .max_decoding_message_size(limits.max_message_size)
@@ -181,6 +277,29 @@ pub struct Background {
     pub service: LedgerService,
     /// Dropping the sender completes the shutdown future.
     _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Publishes the expiry of our certificate and of every trusted CA.
+fn record_certificates(tls: &ServerTls, metrics: &Metrics) {
+    let material = tls.current();
+    let own = &material.keystore;
+    metrics.certificates_in_use("own", &[(own.spiffe_id().to_string(), own.not_after())]);
+    let cas: Vec<(String, i64)> = material
+        .truststore
+        .cas()
+        .iter()
+        .map(|ca| (ca.subject.clone(), ca.not_after))
+        .collect();
+    metrics.certificates_in_use("ca", &cas);
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn unix_now() -> i64 {

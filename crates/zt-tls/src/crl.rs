@@ -1,0 +1,135 @@
+//! Certificate revocation lists: loaded, checked against the truststore, and indexed.
+//!
+//! CRLs serve twice. webpki checks them during every handshake (a revoked client gets the
+//! `certificate_revoked` alert). And since a connection outlives the handshake that opened it,
+//! the authorization layer asks [`Crls::is_revoked`] on every request, so a peer revoked while
+//! connected is cut off at its next call.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::CertificateRevocationListDer;
+use rustls_pki_types::pem::PemObject;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::revocation_list::CertificateRevocationList;
+
+use crate::error::TlsError;
+use crate::store::Truststore;
+
+/// The revocation lists in force: what webpki checks at the handshake, and an index of
+/// revoked serial numbers by issuer for the per-request check.
+#[derive(Debug, Clone, Default)]
+pub struct Crls {
+    ders: Vec<CertificateRevocationListDer<'static>>,
+    /// Issuer name (RFC 4514) -> revoked serial numbers (lowercase hex).
+    revoked: HashMap<String, HashSet<String>>,
+}
+
+impl Crls {
+    /// No revocation lists.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Loads CRLs (PEM `X509 CRL` blocks, or one DER CRL per file) from `paths`.
+    ///
+    /// Each must be signed by a CA of `truststore`: a CRL nobody trusted issued is a
+    /// configuration error, not something to half-apply. An overdue CRL (past its
+    /// `nextUpdate`) is still applied, with a warning: revocations never expire.
+    pub fn load(paths: &[PathBuf], truststore: &Truststore) -> Result<Self, TlsError> {
+        let mut crls = Self::none();
+        for path in paths {
+            for (index, der) in read_crls(path)?.into_iter().enumerate() {
+                let bad = |reason: String| TlsError::BadCrl {
+                    path: path.clone(),
+                    index,
+                    reason,
+                };
+                let (_, crl) = CertificateRevocationList::from_der(&der)
+                    .map_err(|e| bad(format!("malformed CRL: {e}")))?;
+                let issuer = zt_identity::rfc4514(crl.issuer());
+                verify_issuer(&crl, &issuer, truststore).map_err(bad)?;
+                if let Some(next) = crl.next_update()
+                    && next.timestamp() < crate::store::unix_now()
+                {
+                    tracing::warn!(
+                        target: "zt_reload",
+                        file = %path.display(),
+                        issuer,
+                        next_update = %next,
+                        "CRL is overdue; applying it anyway"
+                    );
+                }
+                let serials = crls.revoked.entry(issuer).or_default();
+                for entry in crl.iter_revoked_certificates() {
+                    serials.insert(entry.serial().to_str_radix(16));
+                }
+                crls.ders.push(der);
+            }
+        }
+        Ok(crls)
+    }
+
+    /// Whether the certificate `serial` (lowercase hex) issued by `issuer` (RFC 4514) is revoked.
+    pub fn is_revoked(&self, issuer: &str, serial: &str) -> bool {
+        self.revoked
+            .get(issuer)
+            .is_some_and(|serials| serials.contains(serial))
+    }
+
+    /// How many certificates are revoked, across all lists.
+    pub fn revoked_count(&self) -> usize {
+        self.revoked.values().map(HashSet::len).sum()
+    }
+
+    /// The lists, for webpki.
+    pub(crate) fn ders(&self) -> &[CertificateRevocationListDer<'static>] {
+        &self.ders
+    }
+}
+
+fn verify_issuer(
+    crl: &CertificateRevocationList<'_>,
+    issuer: &str,
+    truststore: &Truststore,
+) -> Result<(), String> {
+    let mut named = false;
+    for ca in truststore.cas().iter().filter(|ca| ca.subject == issuer) {
+        named = true;
+        let Ok((_, cert)) = X509Certificate::from_der(&ca.der) else {
+            continue;
+        };
+        if crl.verify_signature(cert.public_key()).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(if named {
+        format!("signature does not verify with the trusted CA {issuer}")
+    } else {
+        format!("issued by {issuer}, which is not a CA in the truststore")
+    })
+}
+
+fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if bytes.starts_with(b"-----BEGIN") || bytes.iter().take(64).all(u8::is_ascii) {
+        let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::Pem {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        if crls.is_empty() {
+            return Err(TlsError::BadCrl {
+                path: path.to_owned(),
+                index: 0,
+                reason: "no CRL found (expected PEM \"BEGIN X509 CRL\" blocks or DER)".into(),
+            });
+        }
+        return Ok(crls);
+    }
+    Ok(vec![CertificateRevocationListDer::from(bytes)])
+}
