@@ -69,9 +69,22 @@ struct AuditLoggingOptionsDoc {
     audit_loggers: Option<Vec<AuditLoggerDoc>>,
 }
 
+/// One entry of `audit_loggers`, in either spelling: grpc-go's
+/// `{"name": "stdout_logger", "config": {}, "is_optional": false}`, or the keyed shorthand
+/// `{"stdout_logger": {}}` (the logger's name as the only key, its config as the value).
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "an audit logger: {\"name\": ..., \"config\": ..., \"is_optional\": ...} or {\"<logger name>\": {config}}"
+)]
+enum AuditLoggerDoc {
+    Named(NamedAuditLoggerDoc),
+    Keyed(std::collections::BTreeMap<String, serde_json::Value>),
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AuditLoggerDoc {
+struct NamedAuditLoggerDoc {
     name: String,
     #[serde(default)]
     #[allow(
@@ -213,10 +226,16 @@ impl Policy {
             .unwrap_or_default();
         let mut audit_to_stdout = false;
         for logger in audit.and_then(|a| a.audit_loggers).unwrap_or_default() {
-            match logger.name.as_str() {
-                "stdout_logger" => audit_to_stdout = true,
-                _ if logger.is_optional => {}
-                _ => return Err(PolicyError::UnknownAuditLogger(logger.name)),
+            let (names, optional) = match logger {
+                AuditLoggerDoc::Named(named) => (vec![named.name], named.is_optional),
+                AuditLoggerDoc::Keyed(keyed) => (keyed.into_keys().collect(), false),
+            };
+            for name in names {
+                match name.as_str() {
+                    "stdout_logger" => audit_to_stdout = true,
+                    _ if optional => {}
+                    _ => return Err(PolicyError::UnknownAuditLogger(name)),
+                }
             }
         }
         Ok(Self {

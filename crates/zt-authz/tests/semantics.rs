@@ -344,6 +344,27 @@ fn audit_conditions() {
 }
 
 #[test]
+fn audit_loggers_in_either_spelling() {
+    let with = |loggers: &str| {
+        Policy::from_json(&format!(
+            r#"{{"name":"p","allow_rules":[{{"name":"r"}}],
+                "audit_logging_options":{{"audit_condition":"ON_DENY","audit_loggers":[{loggers}]}}}}"#
+        ))
+    };
+    let grpc_go = with(r#"{"name":"stdout_logger","config":{},"is_optional":false}"#).unwrap();
+    assert!(grpc_go.audit_to_stdout());
+    assert_eq!(grpc_go.audit_condition(), AuditCondition::OnDeny);
+    assert!(with(r#"{"stdout_logger":{}}"#).unwrap().audit_to_stdout());
+    // An unknown logger is an error unless marked optional (A59).
+    assert!(matches!(
+        with(r#"{"cloud_logger":{}}"#),
+        Err(PolicyError::UnknownAuditLogger(name)) if name == "cloud_logger"
+    ));
+    let optional = with(r#"{"name":"cloud_logger","is_optional":true}"#).unwrap();
+    assert!(!optional.audit_to_stdout());
+}
+
+#[test]
 fn malformed_policies_are_refused_with_the_reason() {
     type Check = fn(&PolicyError) -> bool;
     let table: &[(&str, Check)] = &[

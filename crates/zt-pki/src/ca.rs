@@ -168,6 +168,10 @@ impl Ca {
         self.issuer.key().serialize_pem()
     }
 
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
     /// The trust domain this CA issues for, when its certificate names one.
     pub fn trust_domain(&self) -> Option<&TrustDomain> {
         self.trust_domain.as_ref()

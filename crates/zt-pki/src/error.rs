@@ -44,6 +44,17 @@ pub enum PkiError {
         /// The CA's expiry.
         ca_not_after: String,
     },
+    /// A serial number that is not hex.
+    #[error("{0:?} is not a serial number (expected hex, as `zt-ca inspect` prints it)")]
+    BadSerial(String),
+    /// A CRL file that cannot be read back.
+    #[error("{}: {reason}", path.display())]
+    BadCrl {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A SPIFFE ID that does not parse.
     #[error("invalid SPIFFE ID: {0}")]
     SpiffeId(#[from] zt_identity::SpiffeIdError),

@@ -70,6 +70,9 @@ fn with_suffix(base: &Path, suffix: &str) -> PathBuf {
     path.into()
 }
 
+/// Writes through a temporary file renamed over the target, so a service reloading the file
+/// sees either the old content or the new, never a half-written one, and a key is created
+/// with its final mode rather than inheriting a looser one.
 fn write_file(path: &Path, contents: &str, secrecy: Secrecy) -> Result<(), PkiError> {
     let io = |source| PkiError::Io {
         path: path.to_owned(),
@@ -78,9 +81,10 @@ fn write_file(path: &Path, contents: &str, secrecy: Secrecy) -> Result<(), PkiEr
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    // Remove first: opening an existing file does not change its mode, and a key must never
-    // inherit a looser one.
-    match std::fs::remove_file(path) {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(format!(".tmp-{}", std::process::id()));
+    let temp = PathBuf::from(temp);
+    match std::fs::remove_file(&temp) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
         _ => {}
     }
@@ -94,9 +98,15 @@ fn write_file(path: &Path, contents: &str, secrecy: Secrecy) -> Result<(), PkiEr
             Secrecy::Public => 0o644,
         });
     }
-    let mut file = options.open(path).map_err(io)?;
-    file.write_all(contents.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)
+    let written = options.open(&temp).and_then(|mut file| {
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&temp, path)) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io(e));
+    }
+    Ok(())
 }
 
 /// Reads a whole text file, naming it in the error.

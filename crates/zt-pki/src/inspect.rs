@@ -84,3 +84,17 @@ pub fn describe_pem(pem: &str, origin: &std::path::Path) -> Result<String, PkiEr
     }
     Ok(out)
 }
+
+/// The serial number (lowercase hex) of the first certificate in a PEM text: what to revoke.
+pub fn leaf_serial(pem: &str, origin: &std::path::Path) -> Result<String, PkiError> {
+    let bad = |reason: String| PkiError::BadCaFile {
+        path: origin.to_owned(),
+        reason,
+    };
+    let der = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .ok_or_else(|| bad("no PEM certificates found".into()))?
+        .map_err(|e| bad(format!("invalid PEM: {e}")))?;
+    let report = zt_identity::inspect_leaf(&der).map_err(|e| bad(e.to_string()))?;
+    Ok(report.serial)
+}

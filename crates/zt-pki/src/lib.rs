@@ -15,10 +15,12 @@
 //! permissions. The `zt-ca` binary is thin wiring over both.
 
 mod ca;
+mod crl;
 mod error;
 pub mod files;
 mod inspect;
 
 pub use ca::{CLOCK_SKEW, Ca, DEFAULT_CA_LIFETIME, DEFAULT_LEAF_LIFETIME, IssuedLeaf, LeafRequest};
+pub use crl::{CrlContent, DEFAULT_CRL_VALIDITY, Revocation, read_crl};
 pub use error::PkiError;
-pub use inspect::describe_pem;
+pub use inspect::{describe_pem, leaf_serial};

@@ -15,3 +15,44 @@ mod serve;
 pub use logs::{LogFormat, init};
 pub use metrics::{InFlight, Metrics, Mode};
 pub use serve::serve_metrics;
+
+/// An error and its causes on one line, each said once: our error types already put their
+/// cause's text in their own message (so a bare `Display` is complete), while a context added
+/// at a binary's edge does not; this prints every cause whose text is not already there.
+pub fn error_line(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        let text = next.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = next.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "certs/ca.pem: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let err = Outer(std::io::Error::other("no such file"));
+        assert_eq!(super::error_line(&err), "certs/ca.pem: no such file");
+    }
+}

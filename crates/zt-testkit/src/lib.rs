@@ -192,3 +192,35 @@ fn channel(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Channel {
         .unwrap();
     zt_tls::channel(uri, config, Duration::from_secs(5), Duration::from_secs(10))
 }
+
+/// Handshakes with the server at `addr` presenting `client`, and returns the serial number
+/// (lowercase hex) of the certificate the server presented: which keystore it serves with now.
+pub async fn server_serial(addr: SocketAddr, client: &Identity, ca: &Path) -> String {
+    let connector = tokio_rustls::TlsConnector::from(raw_config(Some(client), ca));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    zt_identity::inspect_leaf(&leaf).unwrap().serial
+}
+
+/// Replaces `target` with `contents` the way deployment tools do: written beside it, then
+/// renamed over it in one step.
+pub fn atomic_write(target: &Path, contents: impl AsRef<[u8]>) {
+    let temp = target.with_extension("swap-tmp");
+    std::fs::write(&temp, contents).unwrap();
+    std::fs::rename(&temp, target).unwrap();
+}
+
+/// Scrapes `GET /metrics` from `addr` with a bare HTTP/1.1 request and returns the body.
+pub async fn scrape(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}

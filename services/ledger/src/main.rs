@@ -12,7 +12,7 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             // One line: what failed and why, file names included.
-            eprintln!("ledger: error: {err:#}");
+            eprintln!("ledger: error: {}", zt_telemetry::error_line(err.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

@@ -45,6 +45,120 @@ fn finish(mut child: Child, limit: Duration) -> (std::process::ExitStatus, Strin
     }
 }
 
+/// Reads the child's log until it says where it listens.
+fn bound_address(
+    child: &mut Child,
+) -> (std::net::SocketAddr, BufReader<std::process::ChildStderr>) {
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "ledger exited early"
+        );
+        if let Some(at) = line.find("address=") {
+            return (
+                line[at + "address=".len()..].trim().parse().unwrap(),
+                stderr,
+            );
+        }
+    }
+}
+
+/// A59 audit lines on stdout (per the policy's condition), shadow decisions counted but not
+/// enforced, and the Prometheus endpoint, all from the binary as deployed.
+#[tokio::test]
+async fn audit_lines_shadow_decisions_and_metrics() {
+    let p = pki();
+    let policy = p.pki.write(
+        "audited-policy.json",
+        std::fs::read_to_string(demo_policy())
+            .unwrap()
+            .replacen(
+                '{',
+                r#"{"audit_logging_options":{"audit_condition":"ON_DENY_AND_ALLOW","audit_loggers":[{"stdout_logger":{}}]},"#,
+                1,
+            ),
+    );
+    // The candidate policy would lock payments out of reads: tried in shadow, never enforced.
+    let shadow = p.pki.write(
+        "shadow-policy.json",
+        r#"{"name":"candidate","allow_rules":[{"name":"auditor-reads","source":{"principals":["spiffe://zt.example/ns/prod/sa/auditor"]},"request":{"paths":["/ledger.v1.Ledger/GetBalance"]}}]}"#,
+    );
+    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = ledger(&[
+        "--cert".as_ref(),
+        p.ledger.cert.as_os_str(),
+        "--key".as_ref(),
+        p.ledger.key.as_os_str(),
+        "--ca".as_ref(),
+        p.pki.ca_cert().as_os_str(),
+        "--policy".as_ref(),
+        policy.as_os_str(),
+        "--shadow-policy".as_ref(),
+        shadow.as_os_str(),
+        "--metrics-listen".as_ref(),
+        metrics_addr.to_string().as_ref(),
+    ])
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (addr, _stderr) = bound_address(&mut child);
+
+    let ca = p.pki.ca_cert();
+    let mut payments = LedgerClient::new(mtls_channel(addr, &p.payments, &ca, LEDGER_ID));
+    payments
+        .get_balance(pb::GetBalanceRequest {
+            account_id: "alice".into(),
+        })
+        .await
+        .expect("the shadow policy's deny is not enforced");
+    let mut auditor = LedgerClient::new(mtls_channel(addr, &p.auditor, &ca, LEDGER_ID));
+    let denied = auditor
+        .transfer(pb::TransferRequest {
+            idempotency_key: "audit-1".into(),
+            from_account: "alice".into(),
+            to_account: "bob".into(),
+            amount_cents: 1,
+            memo: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+
+    let metrics = zt_testkit::scrape(metrics_addr).await;
+    for series in [
+        r#"zt_authz_decisions_total{policy="ledger",rule="payments-full-access",decision="allow",mode="enforce",method="/ledger.v1.Ledger/GetBalance"} 1"#,
+        r#"zt_authz_decisions_total{policy="candidate",rule="<default deny>",decision="deny",mode="shadow",method="/ledger.v1.Ledger/GetBalance"} 1"#,
+        r#"zt_authz_decisions_total{policy="ledger",rule="auditor-never-moves-money",decision="deny",mode="enforce",method="/ledger.v1.Ledger/Transfer"} 1"#,
+        r#"zt_certificate_expiry_timestamp_seconds{kind="own",subject="spiffe://zt.example/ns/prod/sa/ledger"}"#,
+        "zt_rpcs_in_flight 0",
+        "zt_tls_connections_open 2",
+    ] {
+        assert!(metrics.contains(series), "missing {series} in\n{metrics}");
+    }
+
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let audit: Vec<_> = lines.iter().map(|line| &line["grpc_audit_log"]).collect();
+    assert_eq!(audit.len(), 2, "{lines:?}");
+    assert_eq!(audit[0]["rpc_method"], "/ledger.v1.Ledger/GetBalance");
+    assert_eq!(audit[0]["principal"], common::PAYMENTS_ID);
+    assert_eq!(audit[0]["policy_name"], "ledger");
+    assert_eq!(audit[0]["matched_rule"], "payments-full-access");
+    assert_eq!(audit[0]["authorized"], true);
+    assert_eq!(audit[1]["principal"], common::AUDITOR_ID);
+    assert_eq!(audit[1]["matched_rule"], "auditor-never-moves-money");
+    assert_eq!(audit[1]["authorized"], false);
+}
+
 #[test]
 fn bad_configuration_fails_before_listening_with_one_line_naming_the_file() {
     let p = pki();
@@ -196,18 +310,7 @@ async fn sigterm_drains_in_flight_rpcs_and_exits_zero() {
     .spawn()
     .unwrap();
 
-    // The ledger logs its bound address; read until then.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "ledger exited early"
-        );
-        if let Some(at) = line.find("address=") {
-            break line[at + "address=".len()..].trim().parse().unwrap();
-        }
-    };
+    let (addr, stderr) = bound_address(&mut child);
     let log = std::thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());
 
     // The container healthcheck: the binary probes itself over mTLS with its own identity.

@@ -13,7 +13,10 @@ async fn main() -> std::process::ExitCode {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(err) => {
-            eprintln!("payments: error: {err:#}");
+            eprintln!(
+                "payments: error: {}",
+                zt_telemetry::error_line(err.as_ref())
+            );
             std::process::ExitCode::FAILURE
         }
     }

@@ -65,6 +65,32 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Revoke certificates: add them to the CA's CRL (created if missing), re-sign it with the
+    /// next CRL number, and write it atomically. Without serials or certificates, just re-sign
+    /// (to refresh nextUpdate).
+    Revoke {
+        /// Serial numbers to revoke, hex as `zt-ca inspect` prints them (repeatable).
+        #[arg(long = "serial")]
+        serials: Vec<String>,
+        /// Certificate files whose leaf to revoke (repeatable).
+        #[arg(long = "cert")]
+        certs: Vec<PathBuf>,
+        /// Record the reason as keyCompromise.
+        #[arg(long)]
+        key_compromise: bool,
+        /// The CRL file to extend and rewrite (PEM).
+        #[arg(long, default_value = "certs/ca.crl")]
+        crl: PathBuf,
+        /// How long the CRL is current (its nextUpdate).
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        validity: Duration,
+        /// The CA certificate.
+        #[arg(long, default_value = "certs/ca.pem")]
+        ca: PathBuf,
+        /// The CA private key.
+        #[arg(long, default_value = "certs/ca.key")]
+        ca_key: PathBuf,
+    },
     /// Write the whole development set: a CA and certificates for ledger, payments and auditor.
     Dev {
         /// Directory to write into.
@@ -86,7 +112,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("zt-ca: error: {err:#}");
+            eprintln!("zt-ca: error: {}", zt_telemetry::error_line(err.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -128,6 +154,51 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}:", path.display());
                 print!("{}", zt_pki::describe_pem(&pem, &path)?);
             }
+        }
+        Command::Revoke {
+            serials,
+            certs,
+            key_compromise,
+            crl,
+            validity,
+            ca,
+            ca_key,
+        } => {
+            let ca = load_ca(&ca, &ca_key)?;
+            let mut content = match std::fs::read_to_string(&crl) {
+                Ok(pem) => zt_pki::read_crl(&pem, &crl)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => zt_pki::CrlContent::default(),
+                Err(e) => return Err(anyhow::anyhow!("{}: {e}", crl.display())),
+            };
+            let mut new = Vec::new();
+            for serial in &serials {
+                new.push(zt_pki::Revocation::from_hex(serial, key_compromise)?);
+            }
+            for cert in &certs {
+                let serial = zt_pki::leaf_serial(&files::read(cert)?, cert)?;
+                new.push(zt_pki::Revocation::from_hex(&serial, key_compromise)?);
+            }
+            for revocation in new {
+                if content
+                    .revoked
+                    .iter()
+                    .any(|r| r.serial == revocation.serial)
+                {
+                    println!("already revoked: {}", revocation.serial_hex());
+                } else {
+                    println!("revoked: {}", revocation.serial_hex());
+                    content.revoked.push(revocation);
+                }
+            }
+            let number = content.number.saturating_add(1);
+            let pem = ca.sign_crl(&content.revoked, number, validity)?;
+            let mut bundle = Bundle::new();
+            bundle.add(&crl, pem, Secrecy::Public);
+            report(bundle.write(true)?);
+            println!(
+                "CRL number {number}: {} revoked certificate(s)",
+                content.revoked.len()
+            );
         }
         Command::Dev {
             dir,

@@ -44,15 +44,34 @@ pub(crate) fn pki() -> Pki {
 /// Starts a ledger with `server_identity` on 127.0.0.1:0, trusting `ca`, enforcing the demo
 /// policy. Dropping the result stops it.
 pub(crate) async fn start(server_identity: &Identity, ca: &Path) -> Background {
-    let config = Config::with_files(
+    start_with(config(server_identity, ca)).await.0
+}
+
+/// The configuration [`start`] uses, to adjust before [`start_with`].
+pub(crate) fn config(server_identity: &Identity, ca: &Path) -> Config {
+    Config::with_files(
         &server_identity.cert,
         &server_identity.key,
         ca,
         demo_policy(),
-    );
+    )
+}
+
+/// Starts a ledger with `config` on 127.0.0.1:0; also returns its metrics.
+pub(crate) async fn start_with(config: Config) -> (Background, zt_telemetry::Metrics) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Server::load(config)
-        .expect("valid test configuration")
-        .spawn(listener)
-        .unwrap()
+    let server = Server::load(config).expect("valid test configuration");
+    let metrics = server.metrics().clone();
+    (server.spawn(listener).unwrap(), metrics)
+}
+
+/// Polls `check` every 50 ms until it holds, for at most 10 s.
+pub(crate) async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("not within 10 s: {what}");
 }
