@@ -169,7 +169,7 @@ fn authenticate(
 ) -> Result<Arc<PeerIdentity>, IdentityError> {
     let conn = conn.ok_or(IdentityError::NoCertificate)?;
     let peer = conn.identity(&shared.domains)?;
-    peer.check_expiry(unix_now())?;
+    peer.check_expiry(zt_tls::unix_now())?;
     if conn.is_revoked(&peer) {
         conn.close();
         shared.metrics.revoked_connection_closed();
@@ -219,10 +219,4 @@ impl std::fmt::Display for PeerAddr {
             None => f.write_str("-"),
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -332,6 +332,7 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-pub(crate) fn unix_now() -> i64 {
+/// Now, in Unix seconds: the unit certificate validity is compared in.
+pub fn unix_now() -> i64 {
     i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
 }

@@ -91,7 +91,8 @@ impl Server {
         // no connection outlives the certificate that authenticated this server (as of
         // startup: a rotated certificate does not change it).
         let material = tls.current();
-        let remaining = u64::try_from(material.keystore.not_after() - unix_now()).unwrap_or(0);
+        let remaining =
+            u64::try_from(material.keystore.not_after() - zt_tls::unix_now()).unwrap_or(0);
         let max_connection_age = config.limits.max_connection_age.unwrap_or_else(|| {
             DEFAULT_MAX_CONNECTION_AGE
                 .min(Duration::from_secs(remaining / 2).max(Duration::from_secs(60)))
@@ -300,10 +301,4 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
