@@ -21,13 +21,20 @@
 //! `spiffe://zt.example.evil/...`, and only the peer's validated SPIFFE ID (never a DNS name or
 //! subject) can match it. Raw A43 prefix matching would allow both.
 //!
-//! [`Policy::from_json`] compiles once; [`Policy::evaluate`] is the per-request hot path and
-//! allocates nothing, except to join the values of a header the request repeats (A43 matches
+//! [`Policy::check`], [`Policy::coverage`] and [`Policy::explain`] analyse a policy against
+//! the methods a server serves, for tooling and CI.
+//!
+//! [`Policy::from_json`] compiles once (and indexes rules by exact SPIFFE principal, so a policy
+//! of a thousand per-workload rules decides in tens of nanoseconds); [`Policy::evaluate`] is the
+//! per-request hot path and allocates nothing, except to join the values of a header the request repeats (A43 matches
 //! them as one comma-separated value).
 
 mod error;
+mod index;
+mod lint;
 mod matcher;
 mod policy;
 
 pub use error::PolicyError;
+pub use lint::{Explanation, Finding, MethodCoverage, Severity};
 pub use policy::{AuditCondition, Decision, Policy, Request};

@@ -108,6 +108,80 @@ impl SpiffeMatch {
     }
 }
 
+/// Pattern subsumption, for `policy check`: `a.covers(b)` means every value `b` matches, `a`
+/// matches too. Conservative: `false` when that cannot be shown from the patterns alone.
+impl StringMatch {
+    pub(crate) fn covers(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Present, Self::Exact(value)) => !value.is_empty(),
+            (Self::Present, _) => true,
+            (Self::Exact(a), Self::Exact(b)) => a == b,
+            (Self::Prefix(a), Self::Exact(b) | Self::Prefix(b)) => b.starts_with(&**a),
+            (Self::Suffix(a), Self::Exact(b) | Self::Suffix(b)) => b.ends_with(&**a),
+            _ => false,
+        }
+    }
+}
+
+impl SpiffeMatch {
+    pub(crate) fn covers(&self, other: &Self) -> bool {
+        match (self, other) {
+            (_, Self::Exact(id)) => self.matches(id),
+            (
+                Self::Under {
+                    trust_domain,
+                    segments,
+                },
+                Self::Under {
+                    trust_domain: other_domain,
+                    segments: other_segments,
+                },
+            ) => trust_domain == other_domain && other_segments.starts_with(segments),
+            (Self::Exact(_), Self::Under { .. }) => false,
+        }
+    }
+
+    /// What every ID this pattern matches starts with: `spiffe://td/ns/` for `spiffe://td/ns/*`.
+    pub(crate) fn common_prefix(&self) -> String {
+        match self {
+            Self::Exact(id) => id.as_str().to_owned(),
+            Self::Under {
+                trust_domain,
+                segments,
+            } => {
+                let mut prefix = format!("spiffe://{trust_domain}/");
+                for segment in segments {
+                    prefix.push_str(segment);
+                    prefix.push('/');
+                }
+                prefix
+            }
+        }
+    }
+}
+
+/// The pattern as written in a policy.
+impl std::fmt::Display for StringMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(exact) => write!(f, "{exact}"),
+            Self::Prefix(prefix) => write!(f, "{prefix}*"),
+            Self::Suffix(suffix) => write!(f, "*{suffix}"),
+            Self::Present => f.write_str("*"),
+        }
+    }
+}
+
+/// The pattern as written in a policy.
+impl std::fmt::Display for SpiffeMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(id) => write!(f, "{id}"),
+            Self::Under { .. } => write!(f, "{}*", self.common_prefix()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +245,39 @@ mod tests {
             "spiffe://*/*",
         ] {
             assert!(SpiffeMatch::new(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn coverage_between_patterns() {
+        let s = StringMatch::new;
+        for (wide, narrow, want) in [
+            ("*", "abc", true),
+            ("*", "", false),
+            ("*", "a*", true),
+            ("/a/*", "/a/b", true),
+            ("/a/*", "/a/b*", true),
+            ("/a/b*", "/a/*", false),
+            ("*Get", "/x/Get", true),
+            ("*Get", "*Get", true),
+            ("abc", "abc", true),
+            ("abc", "ab*", false),
+        ] {
+            assert_eq!(s(wide).covers(&s(narrow)), want, "{wide} covers {narrow}");
+            assert_eq!(s(wide).to_string(), wide, "round trip");
+        }
+        let p = |text| SpiffeMatch::new(text).unwrap();
+        for (wide, narrow, want) in [
+            ("spiffe://td/*", "spiffe://td/ns/a", true),
+            ("spiffe://td/*", "spiffe://td/ns/*", true),
+            ("spiffe://td/ns/*", "spiffe://td/*", false),
+            ("spiffe://td/ns/*", "spiffe://td/nsx/*", false),
+            ("spiffe://td/*", "spiffe://td2/*", false),
+            ("spiffe://td/a", "spiffe://td/a", true),
+            ("spiffe://td/a", "spiffe://td/a/*", false),
+        ] {
+            assert_eq!(p(wide).covers(&p(narrow)), want, "{wide} covers {narrow}");
+            assert_eq!(p(wide).to_string(), wide, "round trip");
         }
     }
 }

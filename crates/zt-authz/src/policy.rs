@@ -7,6 +7,7 @@ use serde::Deserialize;
 use zt_identity::PeerIdentity;
 
 use crate::error::PolicyError;
+use crate::index::RuleIndex;
 use crate::matcher::{SpiffeMatch, StringMatch};
 
 // ===== the JSON document, as grpc-go reads it =====
@@ -129,25 +130,27 @@ impl AuditCondition {
 #[derive(Debug, Clone)]
 pub struct Policy {
     name: Box<str>,
-    deny: Vec<Rule>,
-    allow: Vec<Rule>,
+    pub(crate) deny: Vec<Rule>,
+    pub(crate) allow: Vec<Rule>,
+    deny_index: RuleIndex,
+    allow_index: RuleIndex,
     audit_condition: AuditCondition,
     audit_to_stdout: bool,
 }
 
 #[derive(Debug, Clone)]
-struct Rule {
-    name: Box<str>,
+pub(crate) struct Rule {
+    pub(crate) name: Box<str>,
     /// Empty: any peer, authenticated or not (as in A43).
-    principals: Vec<PrincipalMatch>,
+    pub(crate) principals: Vec<PrincipalMatch>,
     /// Empty: any method.
-    paths: Vec<StringMatch>,
+    pub(crate) paths: Vec<StringMatch>,
     /// All must match.
-    headers: Vec<HeaderMatch>,
+    pub(crate) headers: Vec<HeaderMatch>,
 }
 
 #[derive(Debug, Clone)]
-enum PrincipalMatch {
+pub(crate) enum PrincipalMatch {
     /// A43 raw matching against each URI SAN, then each DNS SAN, then the subject.
     Raw(StringMatch),
     /// SPIFFE-aware matching against the validated SPIFFE ID only.
@@ -155,10 +158,10 @@ enum PrincipalMatch {
 }
 
 #[derive(Debug, Clone)]
-struct HeaderMatch {
-    name: HeaderName,
+pub(crate) struct HeaderMatch {
+    pub(crate) name: HeaderName,
     /// Any may match.
-    values: Vec<StringMatch>,
+    pub(crate) values: Vec<StringMatch>,
 }
 
 /// What the evaluator needs to know about one request.
@@ -240,6 +243,8 @@ impl Policy {
         }
         Ok(Self {
             name: doc.name.into(),
+            deny_index: RuleIndex::new(&deny),
+            allow_index: RuleIndex::new(&allow),
             deny,
             allow,
             audit_condition,
@@ -269,10 +274,16 @@ impl Policy {
 
     /// Decides one request: deny rules, then allow rules, then default deny.
     pub fn evaluate<'p>(&'p self, request: &Request<'_>) -> Decision<'p> {
-        if let Some(rule) = self.deny.iter().find(|r| r.matches(request)) {
+        let first = |rules: &'p [Rule], index: &RuleIndex| {
+            index
+                .candidates(request.peer)
+                .filter_map(|position| rules.get(position))
+                .find(|rule| rule.matches(request))
+        };
+        if let Some(rule) = first(&self.deny, &self.deny_index) {
             return Decision::Deny { rule: &rule.name };
         }
-        if let Some(rule) = self.allow.iter().find(|r| r.matches(request)) {
+        if let Some(rule) = first(&self.allow, &self.allow_index) {
             return Decision::Allow { rule: &rule.name };
         }
         Decision::DefaultDeny
@@ -355,7 +366,7 @@ impl Rule {
         })
     }
 
-    fn matches(&self, request: &Request<'_>) -> bool {
+    pub(crate) fn matches(&self, request: &Request<'_>) -> bool {
         (self.principals.is_empty() || self.principals.iter().any(|p| p.matches(request.peer)))
             && (self.paths.is_empty() || self.paths.iter().any(|p| p.matches(request.path)))
             && self.headers.iter().all(|h| h.matches(request.headers))

@@ -423,3 +423,37 @@ fn malformed_policies_are_refused_with_the_reason() {
         assert!(check(&err), "{json} gave {err}");
     }
 }
+
+/// `explain` (behind `ledger policy explain`): the deciding rule, and every rule that matched.
+#[test]
+fn explain_names_the_deciding_rule_and_every_match() {
+    let policy = Policy::from_json(
+        r#"{"name": "p",
+            "deny_rules": [{"name": "no-moves",
+                "source": {"principals": ["spiffe://td/sa/auditor"]},
+                "request": {"paths": ["/bank.v1.Bank/Move"]}}],
+            "allow_rules": [
+                {"name": "everyone", "source": {"principals": ["spiffe://td/*"]},
+                 "request": {"paths": ["/bank.v1.Bank/*"]}},
+                {"name": "auditor", "source": {"principals": ["spiffe://td/sa/auditor"]},
+                 "request": {"paths": ["/bank.v1.Bank/*"]}}]}"#,
+    )
+    .unwrap();
+    let auditor = peer("spiffe://td/sa/auditor", &[], "auditor");
+    let headers = HeaderMap::new();
+    let ask = |path| {
+        policy.explain(&Request {
+            path,
+            peer: Some(&auditor),
+            headers: &headers,
+        })
+    };
+    let moved = ask("/bank.v1.Bank/Move");
+    assert_eq!(moved.decision, Decision::Deny { rule: "no-moves" });
+    assert_eq!(moved.matching_deny, ["no-moves"]);
+    assert_eq!(moved.matching_allow, ["everyone", "auditor"]);
+    let read = ask("/bank.v1.Bank/Get");
+    assert_eq!(read.decision, Decision::Allow { rule: "everyone" });
+    assert!(read.matching_deny.is_empty());
+    assert_eq!(ask("/other.v1.Other/X").decision, Decision::DefaultDeny);
+}

@@ -101,6 +101,73 @@ pub enum Command {
     /// identity, at the --listen port on 127.0.0.1; exit 0 if it is serving. For container
     /// healthchecks (scratch images have no shell or curl).
     Health,
+    /// Check, explain and cover the authorization policy, offline: for people and for CI.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `ledger policy ...`: static analysis of a policy against the methods the ledger serves.
+/// Each exits non-zero when it finds a problem, so it can gate a CI job.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Parse the policy and report rules that can never match or are shadowed, paths naming
+    /// methods that are not served, and principals wider than they look. Exits 1 on errors
+    /// (and on warnings with --strict).
+    Check {
+        /// The policy file (default: the server's --policy).
+        file: Option<PathBuf>,
+        /// Fail on warnings too.
+        #[arg(long)]
+        strict: bool,
+        /// Check against the methods of these descriptor sets (`protoc --descriptor_set_out`)
+        /// instead of the ledger's own services.
+        #[arg(long = "descriptor-set")]
+        descriptor_sets: Vec<PathBuf>,
+    },
+    /// For every served method (health included): who may call it, or which deny rule closes
+    /// it. Exits 1 if a method is neither allowed to anyone nor explicitly closed.
+    Coverage {
+        /// The policy file (default: the server's --policy).
+        file: Option<PathBuf>,
+        /// Cover the methods of these descriptor sets instead of the ledger's own services.
+        #[arg(long = "descriptor-set")]
+        descriptor_sets: Vec<PathBuf>,
+    },
+    /// The decision for a caller presenting CERT and calling METHOD, and the rules that made
+    /// it. The certificate is read as the server would after the handshake (SPIFFE ID, trust
+    /// domain from --trust-domain), but its chain is not verified here.
+    Explain {
+        /// The policy file (default: the server's --policy).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// The caller's certificate (PEM, leaf first).
+        #[arg(long)]
+        cert: PathBuf,
+        /// The full gRPC method path, e.g. /ledger.v1.Ledger/Transfer.
+        #[arg(long)]
+        method: String,
+        /// A request header, as NAME=VALUE (repeatable), for rules that match headers.
+        #[arg(long = "header", value_parser = parse_header)]
+        headers: Vec<(String, String)>,
+        /// Exit 1 unless the decision is this one (for CI: "the auditor can never transfer").
+        #[arg(long, value_enum)]
+        expect: Option<Expected>,
+    },
+}
+
+/// The decision `policy explain --expect` asserts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Expected {
+    /// The call is allowed.
+    Allow,
+    /// The call is refused (denied by a rule, by default, or unauthenticated).
+    Deny,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
 }
 
 /// Bounds on everything a peer can hold. Defaults follow common hardening guidance; tonic's

@@ -25,6 +25,17 @@ pub enum Error {
         /// What is wrong with it.
         source: zt_authz::PolicyError,
     },
+    /// A descriptor set given to `policy` could not be read.
+    #[error("{}: {reason}", path.display())]
+    DescriptorSet {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A command-line value that cannot be used.
+    #[error("{0}")]
+    Usage(String),
     /// The metrics listener could not bind.
     #[error("cannot serve metrics on {address}: {source}")]
     MetricsListen {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-use zt_tls::{Keystore, Truststore};
+use zt_tls::{Keystore, MtlsConnector, Truststore};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -22,7 +22,8 @@ pub async fn probe(config: &Config) -> Result<bool, Error> {
         .map_err(|e: http::uri::InvalidUri| {
             Error::Health(tonic::Status::invalid_argument(e.to_string()))
         })?;
-    let channel = zt_tls::channel(uri, tls, Duration::from_secs(3), Duration::from_secs(3));
+    let timeout = Duration::from_secs(3);
+    let channel = zt_tls::channel(uri, MtlsConnector::new(tls, timeout), timeout);
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(), // the server as a whole

@@ -11,15 +11,17 @@
 //! - [`book`]: accounts and idempotent transfers, pure logic.
 //! - [`service`]: the gRPC handlers over the book.
 //! - [`probe`]: the `health` subcommand, a health check over mTLS for containers.
+//! - [`policy_tools`]: the `policy check|coverage|explain` subcommands.
 
 pub mod book;
 pub mod config;
 mod error;
 mod health;
+pub mod policy_tools;
 mod server;
 pub mod service;
 
-pub use config::{Command, Config};
+pub use config::{Command, Config, PolicyCommand};
 pub use error::Error;
 pub use health::probe;
 pub use server::{Background, Server, load_policy, served_methods};

@@ -8,25 +8,24 @@ use ledger::{Command, Config, Server};
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
     zt_telemetry::init(config.log_format);
-    match run(config).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            // One line: what failed and why, file names included.
-            eprintln!("ledger: error: {}", zt_telemetry::error_line(err.as_ref()));
-            std::process::ExitCode::FAILURE
-        }
-    }
+    zt_telemetry::exit_code("ledger", run(config).await)
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
-    if let Some(Command::Health) = config.command {
-        let serving = ledger::probe(&config).await?;
-        println!(
-            "ledger: {}",
-            if serving { "SERVING" } else { "NOT SERVING" }
-        );
-        anyhow::ensure!(serving, "ledger is not serving");
-        return Ok(());
+/// Runs the server or a subcommand; `Ok(false)` when a subcommand's report found a problem
+/// (it has said what).
+async fn run(config: Config) -> anyhow::Result<bool> {
+    match &config.command {
+        Some(Command::Health) => {
+            let serving = ledger::probe(&config).await?;
+            println!(
+                "ledger: {}",
+                if serving { "SERVING" } else { "NOT SERVING" }
+            );
+            anyhow::ensure!(serving, "ledger is not serving");
+            return Ok(true);
+        }
+        Some(Command::Policy(command)) => return Ok(ledger::policy_tools::run(&config, command)?),
+        None => {}
     }
     let listen = config.listen;
     let server = Server::load(config)?;
@@ -35,7 +34,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening (mTLS only)");
     server.run(listener, shutdown_signal()).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Completes on SIGTERM (what `docker stop` and Kubernetes send) or Ctrl-C.
