@@ -7,15 +7,15 @@ cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
 echo "== Building static binaries ($target, +crt-static)"
 RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo build --release --locked --target "$target" -p ledger -p payments -p zt-lab
+  cargo build --release --locked --target "$target" -p ledger -p payments -p zt-lab -p zt-pki
 
 context=target/image
 rm -rf "$context"
 mkdir -p "$context/bin" "$context/config" "$context/empty"
-for bin in ledger payments zt-lab; do
+for bin in ledger payments zt-lab zt-ca; do
   cp "target/$target/release/$bin" "$context/bin/"
   # A static binary has no interpreter: refuse to ship one that needs a dynamic loader.
-  if readelf -l "$context/bin/$bin" | grep -q 'Requesting program interpreter'; then
+  if readelf -l "$context/bin/$bin" | grep 'Requesting program interpreter' >/dev/null; then
     echo "error: $bin is dynamically linked" >&2
     exit 1
   fi

@@ -117,7 +117,7 @@ impl Ca {
         cert_origin: &std::path::Path,
         key_origin: &std::path::Path,
     ) -> Result<Self, PkiError> {
-        let bad = |path: &std::path::Path, reason: String| PkiError::BadCaFile {
+        let bad = |path: &std::path::Path, reason: String| PkiError::BadFile {
             path: path.to_owned(),
             reason,
         };
@@ -221,6 +221,18 @@ impl Ca {
         Ok(IssuedLeaf {
             cert_pem,
             key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Whether this CA signed the certificate `der` (its signature verifies with our key).
+    pub fn signed(&self, der: &[u8]) -> bool {
+        let ours = rustls_pki_types::pem::PemObject::from_pem_slice(self.cert_pem.as_bytes())
+            .map(|der: rustls_pki_types::CertificateDer<'static>| der);
+        let (Ok(ours), Ok((_, leaf))) = (ours, X509Certificate::from_der(der)) else {
+            return false;
+        };
+        X509Certificate::from_der(&ours).is_ok_and(|(_, ca)| {
+            leaf.issuer() == ca.subject() && leaf.verify_signature(Some(ca.public_key())).is_ok()
         })
     }
 

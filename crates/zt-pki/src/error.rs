@@ -20,9 +20,9 @@ pub enum PkiError {
     /// Refusing to replace existing key material.
     #[error("{}: already exists (pass --force to overwrite)", .0.display())]
     Exists(PathBuf),
-    /// A CA certificate or key file that cannot be used.
+    /// A certificate, key or CA file that cannot be used.
     #[error("{}: {reason}", path.display())]
-    BadCaFile {
+    BadFile {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.

@@ -40,11 +40,14 @@ impl Bundle {
         self
     }
 
-    /// Adds a leaf's keystore: `<base>.pem` (certificate, public) and `<base>.key` (private).
+    /// Adds a leaf's keystore: `<base>.key` (private) and `<base>.pem` (certificate, public).
     /// The suffixes are appended, never substituted: `certs/api.v2` gives `certs/api.v2.pem`.
+    ///
+    /// The key is written first: services reload when the certificate changes, and by then
+    /// the matching key is already in place.
     pub fn add_leaf(&mut self, base: &Path, leaf: IssuedLeaf) -> &mut Self {
-        self.add(with_suffix(base, "pem"), leaf.cert_pem, Secrecy::Public);
-        self.add(with_suffix(base, "key"), leaf.key_pem, Secrecy::Private)
+        self.add(leaf_key(base), leaf.key_pem, Secrecy::Private);
+        self.add(leaf_cert(base), leaf.cert_pem, Secrecy::Public)
     }
 
     /// Writes every file, creating parent directories. Without `force`, refuses (writing
@@ -61,6 +64,16 @@ impl Bundle {
             })
             .collect()
     }
+}
+
+/// The certificate file of the keystore at `base`: `<base>.pem`.
+pub fn leaf_cert(base: &Path) -> PathBuf {
+    with_suffix(base, "pem")
+}
+
+/// The key file of the keystore at `base`: `<base>.key`.
+pub fn leaf_key(base: &Path) -> PathBuf {
+    with_suffix(base, "key")
 }
 
 fn with_suffix(base: &Path, suffix: &str) -> PathBuf {
@@ -137,8 +150,8 @@ mod tests {
         assert_eq!(
             paths,
             [
-                (PathBuf::from("certs/api.v2.pem"), Secrecy::Public),
-                (PathBuf::from("certs/api.v2.key"), Secrecy::Private)
+                (PathBuf::from("certs/api.v2.key"), Secrecy::Private),
+                (PathBuf::from("certs/api.v2.pem"), Secrecy::Public)
             ]
         );
     }

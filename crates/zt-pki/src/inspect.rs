@@ -11,7 +11,7 @@ use crate::error::PkiError;
 /// Describes every certificate in a PEM text: subject, issuer, SANs, SPIFFE ID, validity, key
 /// usages, and whether it is a valid X509-SVID leaf (and if not, every reason why).
 pub fn describe_pem(pem: &str, origin: &std::path::Path) -> Result<String, PkiError> {
-    let bad = |reason: String| PkiError::BadCaFile {
+    let bad = |reason: String| PkiError::BadFile {
         path: origin.to_owned(),
         reason,
     };
@@ -87,7 +87,16 @@ pub fn describe_pem(pem: &str, origin: &std::path::Path) -> Result<String, PkiEr
 
 /// The serial number (lowercase hex) of the first certificate in a PEM text: what to revoke.
 pub fn leaf_serial(pem: &str, origin: &std::path::Path) -> Result<String, PkiError> {
-    let bad = |reason: String| PkiError::BadCaFile {
+    Ok(first_leaf(pem, origin)?.1.serial)
+}
+
+/// The first certificate of a PEM text (the leaf of a chain), with its report. `origin`
+/// names the file in errors.
+pub(crate) fn first_leaf(
+    pem: &str,
+    origin: &std::path::Path,
+) -> Result<(CertificateDer<'static>, zt_identity::LeafReport), PkiError> {
+    let bad = |reason: String| PkiError::BadFile {
         path: origin.to_owned(),
         reason,
     };
@@ -96,5 +105,5 @@ pub fn leaf_serial(pem: &str, origin: &std::path::Path) -> Result<String, PkiErr
         .ok_or_else(|| bad("no PEM certificates found".into()))?
         .map_err(|e| bad(format!("invalid PEM: {e}")))?;
     let report = zt_identity::inspect_leaf(&der).map_err(|e| bad(e.to_string()))?;
-    Ok(report.serial)
+    Ok((der, report))
 }

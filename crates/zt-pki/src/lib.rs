@@ -19,8 +19,10 @@ mod crl;
 mod error;
 pub mod files;
 mod inspect;
+mod renew;
 
 pub use ca::{CLOCK_SKEW, Ca, DEFAULT_CA_LIFETIME, DEFAULT_LEAF_LIFETIME, IssuedLeaf, LeafRequest};
 pub use crl::{CrlContent, DEFAULT_CRL_VALIDITY, Revocation, read_crl};
 pub use error::PkiError;
 pub use inspect::{describe_pem, leaf_serial};
+pub use renew::{Installed, Keystore, Renewal};

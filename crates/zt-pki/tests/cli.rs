@@ -239,3 +239,125 @@ fn issue_follows_the_profile_and_refuses_what_the_ca_must_not_sign() {
         text(&wrong_key)
     );
 }
+
+/// `renew` re-issues the same identity with a fresh key, only when due unless forced, and
+/// says which file is wrong when it cannot.
+#[test]
+fn renew_reissues_the_same_identity_when_due_or_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    assert!(zt_ca(&["dev", "--dir", out]).status.success());
+    let (ca, ca_key) = (format!("{out}/ca.pem"), format!("{out}/ca.key"));
+    let renew = |extra: &[&str]| {
+        let mut args = vec!["renew", "--ca", &ca, "--ca-key", &ca_key];
+        args.extend_from_slice(extra);
+        zt_ca(&args)
+    };
+    let ledger = format!("{out}/ledger");
+    let read = |file: &str| std::fs::read_to_string(dir.path().join(file)).unwrap();
+    let (cert_before, key_before) = (read("ledger.pem"), read("ledger.key"));
+
+    let not_due = renew(&["--target", &ledger]);
+    assert!(not_due.status.success(), "{}", text(&not_due));
+    assert!(text(&not_due).contains("not due"), "{}", text(&not_due));
+    assert_eq!(
+        read("ledger.pem"),
+        cert_before,
+        "a fresh 24 h certificate is kept"
+    );
+
+    let forced = renew(&["--target", &ledger, "--force", "--lifetime", "1h"]);
+    assert!(forced.status.success(), "{}", text(&forced));
+    assert!(
+        text(&forced).contains("renewed (serial"),
+        "{}",
+        text(&forced)
+    );
+    assert_ne!(read("ledger.pem"), cert_before);
+    assert_ne!(read("ledger.key"), key_before, "a fresh key");
+    // openssl, not our code, judges the result: it chains, keeps its names, and the key
+    // matches the certificate.
+    let verify = openssl(&["verify", "-CAfile", "ca.pem", "ledger.pem"], dir.path());
+    assert!(verify.status.success(), "{}", text(&verify));
+    let described = text(&openssl(
+        &["x509", "-in", "ledger.pem", "-noout", "-text"],
+        dir.path(),
+    ));
+    assert!(
+        described.contains("URI:spiffe://zt.example/ns/prod/sa/ledger"),
+        "{described}"
+    );
+    assert!(described.contains("DNS:ledger") && described.contains("DNS:localhost"));
+    let public = |args: &[&str]| openssl(args, dir.path()).stdout;
+    assert_eq!(
+        public(&["x509", "-in", "ledger.pem", "-noout", "-pubkey"]),
+        public(&["pkey", "-in", "ledger.key", "-pubout"]),
+        "the key matches the certificate"
+    );
+
+    let missing = renew(&["--target", &format!("{out}/nobody")]);
+    assert!(!missing.status.success());
+    let message = text(&missing);
+    assert!(
+        message.starts_with("zt-ca: error: ") && message.contains("nobody.pem"),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "{message}");
+}
+
+/// `renew --daemon` keeps a short-lived certificate fresh: with 6 s certificates it renews
+/// about every 4 s. Bounded: the daemon is killed after the first renewal or 15 s.
+#[test]
+fn the_renew_daemon_renews_before_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    assert!(
+        zt_ca(&["dev", "--dir", out, "--lifetime", "6s"])
+            .status
+            .success()
+    );
+    let cert = dir.path().join("payments.pem");
+    let before = std::fs::read_to_string(&cert).unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_zt-ca"))
+        .args([
+            "renew",
+            "--daemon",
+            "--lifetime",
+            "6s",
+            "--check-every",
+            "1s",
+        ])
+        .args([
+            "--ca",
+            &format!("{out}/ca.pem"),
+            "--ca-key",
+            &format!("{out}/ca.key"),
+        ])
+        .args(["--target", &format!("{out}/payments")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let renewed = loop {
+        if std::fs::read_to_string(&cert).unwrap() != before {
+            break Some(started.elapsed());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(15) {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    daemon.kill().unwrap();
+    let output = daemon.wait_with_output().unwrap();
+    let renewed = renewed.unwrap_or_else(|| panic!("no renewal within 15 s: {}", text(&output)));
+    assert!(
+        renewed < std::time::Duration::from_secs(6),
+        "renewed after {renewed:?}, when the old certificate had expired"
+    );
+    let verify = openssl(&["verify", "-CAfile", "ca.pem", "payments.pem"], dir.path());
+    assert!(
+        verify.status.success(),
+        "the renewed certificate is valid now: {}",
+        text(&verify)
+    );
+}

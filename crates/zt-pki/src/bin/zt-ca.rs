@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use zt_identity::{SpiffeId, TrustDomain};
 use zt_pki::files::{self, Bundle, Secrecy};
-use zt_pki::{Ca, LeafRequest};
+use zt_pki::{Ca, Keystore, LeafRequest, Renewal};
 
 /// The internal certificate authority: creates a CA, issues X509-SVIDs, inspects certificates.
 #[derive(Parser)]
@@ -91,6 +91,36 @@ enum Command {
         #[arg(long, default_value = "certs/ca.key")]
         ca_key: PathBuf,
     },
+    /// Renew keystores issued by this CA: a fresh key and certificate for the same SPIFFE ID
+    /// and DNS names once a third of LIFETIME is left (two thirds into a LIFETIME-long
+    /// certificate). Each file is replaced atomically, key first, so services reloading them
+    /// never see half a keystore. Prints what it did; with --daemon, keeps renewing.
+    Renew {
+        /// A keystore to renew, as the path without extension (BASE.pem and BASE.key);
+        /// repeatable.
+        #[arg(long = "target", required = true)]
+        targets: Vec<PathBuf>,
+        /// How long each renewed certificate is valid.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        lifetime: Duration,
+        /// Renew now, due or not (with --daemon: on the first round only).
+        #[arg(long)]
+        force: bool,
+        /// Keep running: renew each keystore whenever it is due. A failure after the first
+        /// round is printed and retried, never fatal.
+        #[arg(long)]
+        daemon: bool,
+        /// With --daemon, look at the files at least this often (they may be replaced by
+        /// someone else), and retry a failure after this long.
+        #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+        check_every: Duration,
+        /// The CA certificate.
+        #[arg(long, default_value = "certs/ca.pem")]
+        ca: PathBuf,
+        /// The CA private key.
+        #[arg(long, default_value = "certs/ca.key")]
+        ca_key: PathBuf,
+    },
     /// Write the whole development set: a CA and certificates for ledger, payments and auditor.
     Dev {
         /// Directory to write into.
@@ -109,13 +139,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("zt-ca: error: {}", zt_telemetry::error_line(err.as_ref()));
-            ExitCode::FAILURE
-        }
-    }
+    zt_telemetry::exit_code("zt-ca", run(Cli::parse()).map(|()| true))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -200,6 +224,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 content.revoked.len()
             );
         }
+        Command::Renew {
+            targets,
+            lifetime,
+            force,
+            daemon,
+            check_every,
+            ca,
+            ca_key,
+        } => {
+            let targets: Vec<Keystore> = targets.into_iter().map(Keystore::new).collect();
+            let next = renew_round(&targets, &load_ca(&ca, &ca_key)?, lifetime, force, true)?;
+            if daemon {
+                renew_forever(&targets, &ca, &ca_key, lifetime, check_every, next);
+            }
+        }
         Command::Dev {
             dir,
             trust_domain,
@@ -225,6 +264,85 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Renews every target that is due (or all, if `force`), printing what it renewed (and, if
+/// `report`, when the others fall due), and returns when the next one falls due. Stops at the
+/// first failure.
+fn renew_round(
+    targets: &[Keystore],
+    ca: &Ca,
+    lifetime: Duration,
+    force: bool,
+    report: bool,
+) -> anyhow::Result<i64> {
+    let now = unix_now();
+    let mut next = i64::MAX;
+    for target in targets {
+        let (current, verb) = match target.renew(ca, lifetime, now, force)? {
+            Renewal::Renewed { previous, current } => {
+                let verb = format!("renewed (serial {} -> {})", previous.serial, current.serial);
+                (current, Some(verb))
+            }
+            Renewal::NotDue { current } => (current, report.then(|| "not due".to_owned())),
+        };
+        let due = current.renew_at(lifetime);
+        if let Some(verb) = verb {
+            println!(
+                "{}: {verb}: {} valid until {}, next renewal at {}",
+                target.cert().display(),
+                current.spiffe_id,
+                when(current.not_after),
+                when(due)
+            );
+        }
+        next = next.min(due);
+    }
+    Ok(next)
+}
+
+/// The daemon: sleeps until the next renewal is due (or `check_every`, whichever is first),
+/// then runs a round. A failed round (a file being replaced, the CA key briefly unreadable) is
+/// reported and retried after `check_every`: a renewer that exits takes every future renewal
+/// with it. The CA is read again each round, so a rotated CA key is picked up.
+fn renew_forever(
+    targets: &[Keystore],
+    ca: &Path,
+    ca_key: &Path,
+    lifetime: Duration,
+    check_every: Duration,
+    mut next: i64,
+) -> ! {
+    let check_every_secs = i64::try_from(check_every.as_secs())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    loop {
+        let wait = (next - unix_now()).clamp(1, check_every_secs);
+        std::thread::sleep(Duration::from_secs(wait.unsigned_abs()));
+        next = match load_ca(ca, ca_key)
+            .and_then(|ca| renew_round(targets, &ca, lifetime, false, false))
+        {
+            Ok(next) => next,
+            Err(err) => {
+                eprintln!(
+                    "zt-ca: error: {}; retrying in {}",
+                    zt_telemetry::error_line(err.as_ref()),
+                    humantime::format_duration(check_every)
+                );
+                unix_now().saturating_add(check_every_secs)
+            }
+        };
+    }
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `unix` as RFC 3339 UTC, e.g. `2026-11-24T20:21:05Z`.
+fn when(unix: i64) -> String {
+    let time = std::time::UNIX_EPOCH + Duration::from_secs(unix.max(0).unsigned_abs());
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 fn ca_files(ca: &Ca, dir: &Path) -> Bundle {
