@@ -25,11 +25,13 @@
 //! [`Policy`]: zt_authz::Policy
 
 mod audit;
+mod body;
 mod future;
 mod layer;
 mod service;
 
 pub use audit::{AuditRecord, AuditSink, StdoutAudit, audit_line};
+pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::{AuthzLayer, PolicyHandle};
 pub use service::Authz;

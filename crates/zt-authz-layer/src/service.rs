@@ -11,6 +11,7 @@ use zt_telemetry::Mode;
 use zt_tls::PeerConnectInfo;
 
 use crate::audit::AuditRecord;
+use crate::body::ResponseBody;
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
 
@@ -46,7 +47,7 @@ where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
     ResBody: Default,
 {
-    type Response = S::Response;
+    type Response = http::Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody>;
 

@@ -43,5 +43,5 @@ async fn no_verified_connection_means_unauthenticated_and_no_inner_call() {
 
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     assert_eq!(response.headers()["grpc-status"], "16", "UNAUTHENTICATED");
-    assert!(response.body().is_empty());
+    assert!(response.body().get_ref().is_empty());
 }

@@ -16,6 +16,7 @@ use tonic::{Code, Status};
 use zt_identity::SpiffeId;
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
+use zt_tls::MtlsConnector;
 use zt_tls::Probe;
 
 /// One intrusion.
@@ -112,8 +113,7 @@ async fn probe(target: &Target, identity: Option<&Path>, authorization: Option<&
     }
     let channel = zt_tls::channel(
         target.server.clone(),
-        config,
-        Duration::from_secs(5),
+        MtlsConnector::new(config, Duration::from_secs(5)),
         Duration::from_secs(10),
     );
     let mut request = tonic::Request::new(pb::GetBalanceRequest {
@@ -275,8 +275,7 @@ fn genuine_channel(target: &Target) -> anyhow::Result<Channel> {
     let tls = zt_tls::client_config(&keystore, &truststore, target.server_id.clone())?;
     Ok(zt_tls::channel(
         target.server.clone(),
-        tls,
-        Duration::from_secs(5),
+        MtlsConnector::new(tls, Duration::from_secs(5)),
         Duration::from_secs(10),
     ))
 }

@@ -33,6 +33,23 @@ pub fn error_line(err: &(dyn std::error::Error + 'static)) -> String {
     line
 }
 
+/// A binary's exit status: success, or failure when the command completed but its outcome was
+/// not the expected one (it has said why), or failure with `PROGRAM: error: <one line>` on
+/// stderr when it could not complete.
+pub fn exit_code<E>(program: &str, outcome: Result<bool, E>) -> std::process::ExitCode
+where
+    E: AsRef<dyn std::error::Error + Send + Sync + 'static>,
+{
+    match outcome {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("{program}: error: {}", error_line(err.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(Debug)]

@@ -190,7 +190,8 @@ fn channel(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Channel {
     let uri = format!("https://localhost:{}", addr.port())
         .parse()
         .unwrap();
-    zt_tls::channel(uri, config, Duration::from_secs(5), Duration::from_secs(10))
+    let connector = zt_tls::MtlsConnector::new(config, Duration::from_secs(5));
+    zt_tls::channel(uri, connector, Duration::from_secs(10))
 }
 
 /// Handshakes with the server at `addr` presenting `client`, and returns the serial number

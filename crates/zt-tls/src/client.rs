@@ -4,6 +4,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -52,25 +53,21 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
-/// A lazily connecting gRPC channel to `server` over mutual TLS with `config`: nothing is dialled
+/// A lazily connecting gRPC channel to `server` that dials with `connector`: nothing is dialled
 /// until the first RPC, and a broken connection is redialled on the next one. HTTP/2 keepalive
 /// finds a dead server within a minute.
-pub fn channel(
-    server: Uri,
-    config: Arc<ClientConfig>,
-    connect_timeout: Duration,
-    request_timeout: Duration,
-) -> Channel {
+pub fn channel(server: Uri, connector: MtlsConnector, request_timeout: Duration) -> Channel {
     Endpoint::from(server)
         .timeout(request_timeout)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20))
-        .connect_with_connector_lazy(MtlsConnector::new(config, connect_timeout))
+        .connect_with_connector_lazy(connector)
 }
 
 /// A client's TLS material, reloadable while connections are open: certificate and key
 /// (rotated short-lived certificates) and CA bundle (CA rotation). A reload applies from the
-/// next connection on; open connections keep the session they negotiated.
+/// next connection on; open connections keep the session they negotiated. [`Self::generation`]
+/// tells a client that holds connections open when to open new ones.
 #[derive(Debug)]
 pub struct ClientTls {
     cert: PathBuf,
@@ -79,6 +76,7 @@ pub struct ClientTls {
     server_id: SpiffeId,
     config: Arc<ArcSwap<ClientConfig>>,
     keystore: ArcSwap<Keystore>,
+    generation: AtomicU64,
 }
 
 impl ClientTls {
@@ -97,6 +95,7 @@ impl ClientTls {
             server_id,
             config: Arc::new(ArcSwap::new(config)),
             keystore: ArcSwap::from_pointee(keystore),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -117,7 +116,14 @@ impl ClientTls {
         let (keystore, config) = Self::read(&self.cert, &self.key, &self.ca, &self.server_id)?;
         self.config.store(config);
         self.keystore.store(Arc::new(keystore));
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// How many times the material has been reloaded: changes when new connections would
+    /// present another certificate or trust other CAs.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The files the material comes from, to watch for changes.

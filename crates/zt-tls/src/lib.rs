@@ -33,7 +33,7 @@ pub use crl::Crls;
 pub use error::TlsError;
 pub use probe::{Probe, probe};
 pub use server::{ServerFiles, ServerMaterial, ServerTls, server_config};
-pub use store::{BundleSource, Keystore, TrustedCa, Truststore, unix_now};
+pub use store::{BundleSource, Keystore, TrustedCa, Truststore, load_certs, unix_now};
 pub use verify::UnexpectedServer;
 
 /// The one crypto provider used everywhere (ring), so no process ever mixes two.

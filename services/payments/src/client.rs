@@ -1,47 +1,104 @@
 //! A ledger client over mutual TLS, with retries that back off and never hide a refusal.
 
 use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
+use http::Uri;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
-use zt_tls::{Keystore, Truststore};
+use zt_reload::Reloader;
+use zt_tls::ClientTls;
 
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::error::Error;
 
-/// Connection settings for one client identity.
-#[derive(Debug, Clone)]
+/// The ledger as one client identity sees it: a channel dialled with reloadable TLS material.
+///
+/// When the material is reloaded (a renewed certificate, a rotated CA bundle), the next RPC
+/// opens a new channel, so new RPCs present the new certificate at once; the old connection
+/// finishes the RPCs it carries and closes once the last of them drops it.
+#[derive(Debug)]
 pub struct Ledger {
-    client: LedgerClient<Channel>,
-    channel: Channel,
+    tls: Arc<ClientTls>,
+    dialer: Dialer,
+    /// The channel new RPCs use, and the TLS generation it was dialled with.
+    current: Mutex<(u64, Channel)>,
     attempts: u32,
+}
+
+/// Where the ledger is and how long to wait for it.
+#[derive(Debug)]
+struct Dialer {
+    server: Uri,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl Dialer {
+    fn dial(&self, tls: &ClientTls) -> Channel {
+        zt_tls::channel(
+            self.server.clone(),
+            tls.connector(self.connect_timeout),
+            self.request_timeout,
+        )
+    }
 }
 
 impl Ledger {
     /// Loads the keystore and truststore and prepares a lazily connecting channel: nothing is
     /// dialled until the first RPC, and a broken connection is redialled on the next one.
-    pub fn connect(
-        config: &Config,
-        cert: &std::path::Path,
-        key: &std::path::Path,
-    ) -> Result<Self, Error> {
-        let keystore = Keystore::load(cert, key)?;
-        let truststore = Truststore::load(&config.ca)?;
-        let tls = zt_tls::client_config(&keystore, &truststore, config.server_id.clone())?;
-        let channel = zt_tls::channel(
-            config.server.clone(),
-            tls,
-            config.connect_timeout,
-            config.request_timeout,
-        );
+    pub fn connect(config: &Config, cert: &Path, key: &Path) -> Result<Self, Error> {
+        let tls = ClientTls::load(
+            cert.to_owned(),
+            key.to_owned(),
+            config.ca.clone(),
+            config.server_id.clone(),
+        )?;
+        let dialer = Dialer {
+            server: config.server.clone(),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+        };
         Ok(Self {
-            client: LedgerClient::new(channel.clone()),
-            channel,
+            current: Mutex::new((tls.generation(), dialer.dial(&tls))),
+            tls: Arc::new(tls),
+            dialer,
             attempts: config.attempts.max(1),
         })
+    }
+
+    /// Our TLS material, to reload it.
+    pub fn tls(&self) -> &Arc<ClientTls> {
+        &self.tls
+    }
+
+    /// Reloads our certificate, key and CA bundle when their files change (or on SIGHUP),
+    /// as `name` in the reloader's logs and metrics.
+    pub fn watch(&self, reloader: Reloader, name: &'static str) -> Reloader {
+        let tls = Arc::clone(&self.tls);
+        reloader.watch(name, self.tls.paths(), move || {
+            tls.reload().map_err(|e| e.to_string())
+        })
+    }
+
+    /// The channel for the next RPC: a new one if the TLS material changed since the last.
+    fn channel(&self) -> Channel {
+        let generation = self.tls.generation();
+        // The pair is only ever replaced whole, so a poisoned lock still holds a usable one.
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.0 != generation {
+            tracing::info!(
+                identity = %self.tls.keystore().spiffe_id(),
+                "TLS material reloaded: new RPCs go over a new connection"
+            );
+            *current = (generation, self.dialer.dial(&self.tls));
+        }
+        current.1.clone()
     }
 
     /// Returns an account's balance in cents.
@@ -102,7 +159,7 @@ impl Ledger {
         let request = HealthCheckRequest {
             service: "ledger.v1.Ledger".into(),
         };
-        match HealthClient::new(self.channel.clone()).check(request).await {
+        match HealthClient::new(self.channel()).check(request).await {
             Ok(r) => Ok(r.into_inner().status() == ServingStatus::Serving),
             Err(status) => {
                 Err(tls_refusal(&status).map_or(Error::Rpc(status), Error::ServerRefused))
@@ -121,7 +178,7 @@ impl Ledger {
         let mut backoff = Backoff::default();
         let mut attempt = 1;
         loop {
-            let status = match call(self.client.clone()).await {
+            let status = match call(LedgerClient::new(self.channel())).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) => status,
             };

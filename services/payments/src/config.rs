@@ -48,6 +48,14 @@ pub struct Config {
     /// Attempts per RPC when the ledger is unreachable (with exponential backoff between them).
     #[arg(long, env = "PAYMENTS_ATTEMPTS", default_value_t = 6)]
     pub attempts: u32,
+    /// How often to check our certificate, key and CA bundle for changes (long-running
+    /// `demo --repeat-every` only; SIGHUP reloads at once).
+    #[arg(long, env = "PAYMENTS_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub reload_interval: Duration,
+    /// Serve Prometheus metrics (reloads) at http://ADDRESS/metrics (long-running
+    /// `demo --repeat-every` only).
+    #[arg(long, env = "PAYMENTS_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Log format.
     #[arg(long, env = "PAYMENTS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -1,25 +1,17 @@
 //! `payments`: parse flags, set up logging, run one subcommand.
 
+use anyhow::Context as _;
 use clap::Parser as _;
 use payments::config::{Role, format_cents};
 use payments::{Command, Config, Ledger, demo};
 use zt_proto::ledger::v1 as pb;
+use zt_reload::Reloader;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
     zt_telemetry::init(config.log_format);
-    match run(config).await {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(err) => {
-            eprintln!(
-                "payments: error: {}",
-                zt_telemetry::error_line(err.as_ref())
-            );
-            std::process::ExitCode::FAILURE
-        }
-    }
+    zt_telemetry::exit_code("payments", run(config).await)
 }
 
 /// Runs the command; `Ok(false)` when it completed but the outcome was not the expected one.
@@ -98,6 +90,16 @@ async fn run(config: Config) -> anyhow::Result<bool> {
                 return Ok(false);
             }
             if let Some(every) = repeat_every {
+                // A long-running client: pick up renewed certificates, and show it in metrics.
+                let metrics = zt_telemetry::Metrics::new();
+                let reloader = Reloader::new(config.reload_interval, metrics.clone());
+                tokio::spawn(ledger.watch(reloader, "tls").run());
+                if let Some(address) = config.metrics_listen {
+                    let listener = tokio::net::TcpListener::bind(address)
+                        .await
+                        .with_context(|| format!("metrics listener on {address}"))?;
+                    tokio::spawn(zt_telemetry::serve_metrics(listener, metrics));
+                }
                 keep_going(&ledger, *role, *every).await;
             }
         }

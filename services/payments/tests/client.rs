@@ -190,3 +190,167 @@ async fn a_transfer_waits_for_the_ledger_with_backoff_and_reaches_it_once() {
         "failed connection attempts never reached a handler; the one that did, once"
     );
 }
+
+/// Client-side rotation: payments picks up its renewed certificate from the files while RPCs
+/// keep flowing, and new RPCs present it at once. The proof is revocation: once the ledger
+/// revokes the old certificate, payments keeps working, with not one failed RPC throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_rotates_its_certificate_under_load_without_a_failed_rpc() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use zt_testkit::atomic_write;
+
+    let pki = TestPki::new("zt.example");
+    let server = pki.issue("ledger", LEDGER_ID, &["localhost"]);
+    let payments = pki.issue("payments", PAYMENTS_ID, &[]);
+    let old_serial = zt_pki::leaf_serial(
+        &std::fs::read_to_string(&payments.cert).unwrap(),
+        &payments.cert,
+    )
+    .unwrap();
+    let old = Identity {
+        cert: pki.write("old.pem", std::fs::read(&payments.cert).unwrap()),
+        key: pki.write("old.key", std::fs::read(&payments.key).unwrap()),
+    };
+    let hour = Duration::from_secs(3600);
+    let crl = pki.write("ca.crl", pki.ca().sign_crl(&[], 1, hour).unwrap());
+    let mut config =
+        ledger::Config::with_files(&server.cert, &server.key, &pki.ca_cert(), Path::new(POLICY));
+    config.crls = vec![crl.clone()];
+    config.reload_interval = Duration::from_millis(100);
+    let ledger = ledger::Server::load(config)
+        .unwrap()
+        .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .unwrap();
+
+    let config = client_config(ledger.addr, &payments, &pki.ca_cert(), &[]);
+    let client = Arc::new(Ledger::connect(&config, &payments.cert, &payments.key).unwrap());
+    let reloader = zt_reload::Reloader::new(Duration::from_millis(100), Default::default());
+    let reloader = tokio::spawn(client.watch(reloader, "tls").run());
+
+    let (stop, ok, failed) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, stop, ok, failed) =
+                (client.clone(), stop.clone(), ok.clone(), failed.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    match client.balance("alice").await {
+                        Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(err) => {
+                            eprintln!("failed RPC: {err}");
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+    let wait_for = async |what: &str, check: &dyn Fn() -> bool| {
+        for _ in 0..100 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("not within 5 s: {what}");
+    };
+    wait_for("RPCs with the old certificate", &|| {
+        ok.load(Ordering::Relaxed) >= 20
+    })
+    .await;
+
+    // Renewal the way `zt-ca renew` does it: a new key and certificate for the same ID, key
+    // first, each file replaced atomically.
+    let mut request = zt_pki::LeafRequest::new(zt_identity::SpiffeId::new(PAYMENTS_ID).unwrap());
+    request.lifetime = hour;
+    let renewed = pki.ca().issue(&request).unwrap();
+    atomic_write(&payments.key, &renewed.key_pem);
+    atomic_write(&payments.cert, &renewed.cert_pem);
+    wait_for("payments reloads its files", &|| {
+        client.tls().generation() == 1
+    })
+    .await;
+    let after_reload = ok.load(Ordering::Relaxed);
+    wait_for("RPCs with the new certificate", &|| {
+        ok.load(Ordering::Relaxed) >= after_reload + 20
+    })
+    .await;
+
+    let revoked = zt_pki::Revocation::from_hex(&old_serial, true).unwrap();
+    atomic_write(&crl, pki.ca().sign_crl(&[revoked], 2, hour).unwrap());
+    let refused =
+        zt_tls::Probe::Refused(tokio_rustls::rustls::AlertDescription::CertificateRevoked);
+    let mut attempts = 0;
+    while zt_testkit::probe(ledger.addr, Some(&old), &pki.ca_cert()).await != refused {
+        attempts += 1;
+        assert!(
+            attempts < 100,
+            "the ledger never refused the old certificate"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after_revocation = ok.load(Ordering::Relaxed);
+    wait_for("RPCs after the old certificate is revoked", &|| {
+        ok.load(Ordering::Relaxed) >= after_revocation + 20
+    })
+    .await;
+
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    reloader.abort();
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no RPC failed");
+    assert_eq!(
+        ledger.service.handled(),
+        ok.load(Ordering::Relaxed),
+        "every successful RPC reached the handler once"
+    );
+}
+
+/// A broken key at reload leaves payments with its last good material (the reload fails,
+/// is counted against the file, and no new connection is made with it); a good pair later
+/// is picked up.
+#[tokio::test]
+async fn a_broken_file_at_reload_keeps_the_last_good_material() {
+    let pki = TestPki::new("zt.example");
+    let server = pki.issue("ledger", LEDGER_ID, &["localhost"]);
+    let payments = pki.issue("payments", PAYMENTS_ID, &[]);
+    let ledger = serve_local(&server, &pki.ca_cert()).await;
+    let config = client_config(ledger.addr, &payments, &pki.ca_cert(), &[]);
+    let client = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
+    client.balance("alice").await.unwrap();
+
+    let metrics = zt_telemetry::Metrics::new();
+    let reloader = zt_reload::Reloader::new(Duration::from_millis(50), metrics.clone());
+    let mut reloader = client.watch(reloader, "tls");
+    zt_testkit::atomic_write(&payments.key, "-----BEGIN PRIVATE KEY-----\ntruncated\n");
+    assert_eq!(
+        reloader.check(false).await,
+        0,
+        "the broken key is not loaded"
+    );
+    assert_eq!(client.tls().generation(), 0);
+    let failed = format!(
+        "zt_reloads_total{{file=\"{}\",result=\"error\"}} 1",
+        payments.key.display()
+    );
+    assert!(metrics.encode().contains(&failed), "{}", metrics.encode());
+    client.balance("alice").await.expect("still working");
+
+    let good = pki.issue("renewed", PAYMENTS_ID, &[]);
+    zt_testkit::atomic_write(&payments.key, std::fs::read(&good.key).unwrap());
+    zt_testkit::atomic_write(&payments.cert, std::fs::read(&good.cert).unwrap());
+    assert_eq!(reloader.check(false).await, 1, "the good pair is loaded");
+    assert_eq!(client.tls().generation(), 1);
+    client
+        .balance("alice")
+        .await
+        .expect("working with the new pair");
+    assert_eq!(ledger.service.handled(), 3);
+}
