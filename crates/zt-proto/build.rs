@@ -2,14 +2,22 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let proto = root.join("ledger/v1/ledger.proto");
-    println!("cargo:rerun-if-changed={}", proto.display());
-
-    let mut config = prost_build::Config::new();
-    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    // The descriptors let tools list the served methods (policy check and coverage).
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    config.file_descriptor_set_path(out.join("ledger_descriptor.bin"));
-    tonic_prost_build::configure().compile_with_config(config, &[proto], &[root])?;
+    for (package, file) in [
+        ("ledger", "ledger/v1/ledger.proto"),
+        ("bench", "bench/v1/echo.proto"),
+    ] {
+        let proto = root.join(file);
+        println!("cargo:rerun-if-changed={}", proto.display());
+        let mut config = prost_build::Config::new();
+        config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+        // The descriptors let tools list the served methods (policy check and coverage).
+        config.file_descriptor_set_path(out.join(format!("{package}_descriptor.bin")));
+        tonic_prost_build::configure().compile_with_config(
+            config,
+            &[proto],
+            std::slice::from_ref(&root),
+        )?;
+    }
     Ok(())
 }

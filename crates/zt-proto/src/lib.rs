@@ -1,4 +1,5 @@
-//! Generated code for the project's gRPC contract (`proto/ledger/v1/ledger.proto`).
+//! Generated code for the project's gRPC contract (`proto/ledger/v1/ledger.proto`), and for
+//! the benchmark harness's echo service (`proto/bench/v1/echo.proto`).
 //!
 //! Nothing here is written by hand but [`methods`]: change the `.proto` file and rebuild.
 
@@ -12,6 +13,15 @@ pub mod ledger {
         /// The compiled descriptors of `ledger.v1`.
         pub const FILE_DESCRIPTOR_SET: &[u8] =
             include_bytes!(concat!(env!("OUT_DIR"), "/ledger_descriptor.bin"));
+    }
+}
+
+/// `bench.v1`: the payload echo of the benchmark harness (`proto/bench/v1/echo.proto`).
+#[allow(missing_docs, unreachable_pub, clippy::all, unused_qualifications)]
+pub mod bench {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("bench.v1");
     }
 }
 
