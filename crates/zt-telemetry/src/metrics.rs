@@ -46,6 +46,11 @@ struct ReasonLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandshakeLabels {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     file: String,
     result: &'static str,
@@ -69,6 +74,7 @@ struct Inner {
     decisions: Family<DecisionLabels, Counter>,
     unauthenticated: Family<ReasonLabels, Counter>,
     refusals: Family<ReasonLabels, Counter>,
+    handshakes: Family<HandshakeLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     cert_expiry: Family<CertLabels, Gauge<i64, AtomicI64>>,
     /// The series of `cert_expiry` now set, to remove them when the set changes.
@@ -106,6 +112,12 @@ impl Metrics {
             "Connections refused during or right after the TLS handshake, by reason",
             refusals.clone(),
         );
+        let handshakes = Family::default();
+        registry.register(
+            "tls_handshakes",
+            "Completed mutual TLS handshakes, by kind (full, or resumed from an earlier session)",
+            handshakes.clone(),
+        );
         let reloads = Family::default();
         registry.register(
             "reloads",
@@ -142,6 +154,7 @@ impl Metrics {
                 decisions,
                 unauthenticated,
                 refusals,
+                handshakes,
                 reloads,
                 cert_expiry,
                 cert_labels: std::sync::Mutex::default(),
@@ -187,6 +200,15 @@ impl Metrics {
         self.inner
             .refusals
             .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Counts a completed handshake: a full one, or one that resumed an earlier session.
+    pub fn handshake_completed(&self, resumed: bool) {
+        let kind = if resumed { "resumed" } else { "full" };
+        self.inner
+            .handshakes
+            .get_or_create(&HandshakeLabels { kind })
             .inc();
     }
 

@@ -134,11 +134,16 @@ pub fn svid_params(uris: &[&str]) -> CertificateParams {
 /// A channel over the production client path: presents `client`, and accepts the server only
 /// if it chains to `ca` and proves `server_id`.
 pub fn mtls_channel(addr: SocketAddr, client: &Identity, ca: &Path, server_id: &str) -> Channel {
+    config_channel(addr, mtls_config(client, ca, server_id))
+}
+
+/// The production client configuration [`mtls_channel`] uses. Channels made from one
+/// configuration share its TLS session cache, so a second connection can resume the first's
+/// session.
+pub fn mtls_config(client: &Identity, ca: &Path, server_id: &str) -> Arc<rustls::ClientConfig> {
     let keystore = zt_tls::Keystore::load(&client.cert, &client.key).unwrap();
     let truststore = zt_tls::Truststore::load(ca).unwrap();
-    let config =
-        zt_tls::client_config(&keystore, &truststore, SpiffeId::new(server_id).unwrap()).unwrap();
-    channel(addr, config)
+    zt_tls::client_config(&keystore, &truststore, SpiffeId::new(server_id).unwrap()).unwrap()
 }
 
 /// What the server at `addr` answers a handshake presenting `client` as is (or nothing),
@@ -158,7 +163,7 @@ pub async fn probe(addr: SocketAddr, client: Option<&Identity>, ca: &Path) -> zt
 /// own, and verifies the server only by chain to `ca` for the name `localhost`. For probing
 /// what the server refuses.
 pub fn raw_channel(addr: SocketAddr, client: Option<&Identity>, ca: &Path) -> Channel {
-    channel(addr, raw_config(client, ca))
+    config_channel(addr, raw_config(client, ca))
 }
 
 fn raw_config(client: Option<&Identity>, ca: &Path) -> Arc<rustls::ClientConfig> {
@@ -186,7 +191,8 @@ fn raw_config(client: Option<&Identity>, ca: &Path) -> Arc<rustls::ClientConfig>
     Arc::new(config)
 }
 
-fn channel(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Channel {
+/// A lazily connecting channel to `localhost:PORT` of `addr` that dials with `config`.
+pub fn config_channel(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Channel {
     let uri = format!("https://localhost:{}", addr.port())
         .parse()
         .unwrap();

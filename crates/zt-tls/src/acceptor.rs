@@ -11,6 +11,12 @@
 //! - *established connections*: a slot is taken only once the peer has authenticated; when
 //!   none is free the new connection is refused (`connection_limit`) and the live ones are
 //!   untouched.
+//!
+//! A resumed TLS 1.3 session skips certificate verification (rustls restores the client's
+//! chain from the session), so a resumed peer's certificate is checked here once more: it
+//! must still be a valid, unexpired SVID of a trusted domain. (Revocation needs no check: a
+//! CRL change is a reload, and a reload empties the session store, see
+//! [`crate::server_config`].)
 
 use std::future::Future as _;
 use std::io;
@@ -22,6 +28,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use rustls::HandshakeKind;
 use rustls_pki_types::CertificateDer;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -124,6 +131,7 @@ async fn accept_loop(
         let _ = SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
         let pending = Pending {
             acceptor: TlsAcceptor::from(tls.current().config.clone()),
+            domains: tls.files().domains.clone(),
             crls: tls.crls_cell(),
             remote,
             handshake_permit,
@@ -139,6 +147,7 @@ async fn accept_loop(
 /// A connection between TCP accept and the end of its handshake.
 struct Pending {
     acceptor: TlsAcceptor,
+    domains: TrustedDomains,
     crls: Arc<ArcSwap<Crls>>,
     remote: SocketAddr,
     handshake_permit: OwnedSemaphorePermit,
@@ -171,6 +180,22 @@ impl Pending {
             Ok(tls) => tls,
             Err(err) => return refuse(refusal_reason(&err), &err),
         };
+        let resumed = tls.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+        let identity = OnceLock::new();
+        if resumed {
+            let leaf = tls.get_ref().1.peer_certificates().and_then(<[_]>::first);
+            let peer = self
+                .domains
+                .identify(leaf.map(|der| der.as_ref()))
+                .and_then(|peer| {
+                    peer.check_expiry(crate::unix_now())
+                        .map(|()| Arc::new(peer))
+                });
+            if let Err(err) = &peer {
+                return refuse(err.kind(), &format_args!("resumed session: {err}"));
+            }
+            let _ = identity.set(peer);
+        }
         let Ok(permit) = self.connections.try_acquire_owned() else {
             // Dropping `tls` closes the socket; a retrying client will land once a slot frees.
             return refuse("connection_limit", &"too many open connections");
@@ -178,7 +203,8 @@ impl Pending {
         let stream = PeerStream {
             inner: tls,
             shared: Arc::new(ConnShared {
-                identity: OnceLock::new(),
+                identity,
+                resumed,
                 crls: self.crls,
                 closing: AtomicBool::new(false),
             }),
@@ -186,6 +212,7 @@ impl Pending {
             _permit: permit,
             _open: self.metrics.connection_opened(),
         };
+        self.metrics.handshake_completed(resumed);
         // Fails only when the server is shutting down; the connection is then dropped.
         let _ = tx.send(Ok(stream)).await;
     }
@@ -246,6 +273,8 @@ pub struct PeerStream {
 #[derive(Debug)]
 struct ConnShared {
     identity: OnceLock<Result<Arc<PeerIdentity>, IdentityError>>,
+    /// Whether the handshake resumed an earlier session.
+    resumed: bool,
     /// The server's CRLs, as they are now (reloads included).
     crls: Arc<ArcSwap<Crls>>,
     closing: AtomicBool,
@@ -272,6 +301,12 @@ impl PeerConnectInfo {
     /// The peer's verified certificate chain, leaf first.
     pub fn peer_certs(&self) -> Option<&[CertificateDer<'static>]> {
         self.certs.as_deref()
+    }
+
+    /// Whether this connection resumed an earlier TLS session (no certificate exchange; the
+    /// chain is the one verified when the session was first established).
+    pub fn resumed(&self) -> bool {
+        self.shared.resumed
     }
 
     /// The peer's identity, derived from its verified leaf certificate on first use and cached

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
-use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
+use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::sign::SingleCertAndKey;
 use zt_identity::TrustedDomains;
 
@@ -14,13 +14,21 @@ use crate::error::TlsError;
 use crate::store::{BundleSource, Keystore, Truststore};
 use crate::verify::SvidClientVerifier;
 
+/// Resumable sessions a server configuration keeps (least recently used go first); about
+/// 1 KiB each, mostly the client's certificate.
+const SESSION_CACHE_SIZE: usize = 1024;
+
 /// A server configuration that accepts only TLS 1.3, only HTTP/2 (ALPN `h2`), and only clients
 /// that present a valid X509-SVID of one of `domains`, chaining to a CA of that same domain,
 /// and not revoked by `crls`.
 ///
-/// Session resumption is off: a resumed TLS session restores the client's certificate without
-/// running the verifier again, so an expired or revoked certificate would keep working for as
-/// long as the client keeps resuming.
+/// TLS 1.3 session resumption is on, with a session store of its own: rustls restores a
+/// resumed client's certificate from the session without running the verifier again, so a
+/// session must never outlive the material that verified it. A reload (certificate, CAs, CRLs,
+/// trust domains) builds a new configuration and with it an empty store, so no session
+/// verified under the old material resumes under the new one; the accept loop checks a
+/// resumed peer's certificate dates itself ([`crate::accept`]). Sessions are single-use (each
+/// resumption takes its entry and gets a fresh ticket), and the store is bounded.
 pub fn server_config(
     keystore: &Keystore,
     truststore: &Truststore,
@@ -58,8 +66,10 @@ pub fn server_config(
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(SingleCertAndKey::from(keystore.certified_key())));
     config.alpn_protocols = vec![b"h2".to_vec()];
-    config.session_storage = Arc::new(NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
+    // One ticket per handshake: a client resumes one connection per ticket, and each
+    // resumption brings a new one.
+    config.send_tls13_tickets = 1;
     Ok(Arc::new(config))
 }
 

@@ -327,8 +327,7 @@ async fn a_partner_ca_cannot_vouch_for_our_trust_domain() {
     assert_eq!(server.service.handled(), 0);
 }
 
-/// A connection can outlive its certificate (and session resumption would let a client keep
-/// one alive): once the certificate expires, the next request on the open connection is
+/// A connection can outlive its certificate: once the certificate expires, the next request on the open connection is
 /// refused as unauthenticated and reaches no handler.
 #[tokio::test]
 async fn a_certificate_that_expires_mid_connection_stops_working() {

@@ -10,11 +10,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{LEDGER_ID, PAYMENTS_ID, TD, config, eventually, pki, start_with};
+use common::{AUDITOR_ID, LEDGER_ID, PAYMENTS_ID, TD, config, eventually, pki, start_with};
 use tonic::Code;
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
-use zt_testkit::{TestPki, atomic_write, mtls_channel, probe, raw_channel, server_serial};
+use zt_testkit::{
+    TestPki, atomic_write, config_channel, mtls_channel, mtls_config, probe, raw_channel,
+    server_serial, svid_params,
+};
 use zt_tls::Probe;
 
 const FAST_RELOAD: Duration = Duration::from_millis(100);
@@ -209,4 +212,175 @@ async fn a_revoked_client_is_refused_and_its_open_connection_is_cut() {
             .contains("zt_tls_handshake_refusals_total{reason=\"revoked\"}"),
         "refusals by reason"
     );
+}
+
+fn transfer(key: &str) -> pb::TransferRequest {
+    pb::TransferRequest {
+        idempotency_key: key.into(),
+        from_account: "alice".into(),
+        to_account: "bob".into(),
+        amount_cents: 100,
+        memo: "resumption".into(),
+    }
+}
+
+/// How many handshakes of `kind` (`full` or `resumed`) the server completed.
+fn handshakes(metrics: &zt_telemetry::Metrics, kind: &str) -> u64 {
+    let prefix = format!("zt_tls_handshakes_total{{kind=\"{kind}\"}} ");
+    metrics
+        .encode()
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// TLS session resumption skips the certificate exchange, but not authentication: a resumed
+/// connection carries the identity verified when the session was made, the handler sees the
+/// same caller, and the policy decides the same way (allowed for payments, denied for the
+/// auditor, before any handler).
+#[tokio::test]
+async fn a_resumed_connection_has_the_same_identity_and_decisions() {
+    let p = pki();
+    let ca = p.pki.ca_cert();
+    let (server, metrics) = start_with(config(&p.ledger, &ca)).await;
+    // One client configuration per identity: its session cache carries the ticket.
+    let payments = mtls_config(&p.payments, &ca, LEDGER_ID);
+    let auditor = mtls_config(&p.auditor, &ca, LEDGER_ID);
+
+    let mut clients = Vec::new();
+    for round in ["full", "resumed"] {
+        // A new channel is a new TCP connection and a new handshake.
+        let mut pay = LedgerClient::new(config_channel(server.addr, payments.clone()));
+        pay.transfer(transfer(round))
+            .await
+            .expect("payments may transfer");
+        let mut aud = LedgerClient::new(config_channel(server.addr, auditor.clone()));
+        let status = aud.transfer(transfer(round)).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{round}: {status:?}");
+        assert!(status.message().contains(AUDITOR_ID), "{status:?}");
+        assert_eq!(handshakes(&metrics, round), 2, "two {round} handshakes");
+        clients.push(pay);
+    }
+    assert_eq!(handshakes(&metrics, "full"), 2, "the second round resumed");
+    assert_eq!(server.service.handled(), 2, "only payments' transfers ran");
+
+    let mut on_resumed = clients.pop().unwrap();
+    let mut records = on_resumed
+        .list_transfers(pb::ListTransfersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut callers = Vec::new();
+    while let Some(record) = records.message().await.unwrap() {
+        callers.push((record.idempotency_key, record.initiated_by));
+    }
+    callers.sort();
+    assert_eq!(
+        callers,
+        [
+            ("full".to_owned(), PAYMENTS_ID.to_owned()),
+            ("resumed".to_owned(), PAYMENTS_ID.to_owned())
+        ],
+        "the handler saw the same caller on the full and the resumed connection"
+    );
+}
+
+/// A revocation (a CRL reload) empties the session store: a client holding a session ticket
+/// from before cannot resume around the new CRL, its full handshake is refused as revoked.
+#[tokio::test]
+async fn a_session_from_before_a_revocation_does_not_resume() {
+    let p = pki();
+    let ca = p.pki.ca_cert();
+    let crl = p.pki.write(
+        "ca.crl",
+        p.pki
+            .ca()
+            .sign_crl(&[], 1, Duration::from_secs(3600))
+            .unwrap(),
+    );
+    let mut cfg = config(&p.ledger, &ca);
+    cfg.crls = vec![crl.clone()];
+    cfg.reload_interval = FAST_RELOAD;
+    let (server, metrics) = start_with(cfg).await;
+    let payments = mtls_config(&p.payments, &ca, LEDGER_ID);
+    LedgerClient::new(config_channel(server.addr, payments.clone()))
+        .get_balance(balance())
+        .await
+        .expect("not revoked yet");
+    // The control: without a revocation, the ticket resumes.
+    LedgerClient::new(config_channel(server.addr, payments.clone()))
+        .get_balance(balance())
+        .await
+        .unwrap();
+    assert_eq!(handshakes(&metrics, "resumed"), 1, "the session resumes");
+
+    let serial = zt_pki::leaf_serial(
+        &std::fs::read_to_string(&p.payments.cert).unwrap(),
+        &p.payments.cert,
+    )
+    .unwrap();
+    let revoked = zt_pki::Revocation::from_hex(&serial, true).unwrap();
+    let revoked_crl = p
+        .pki
+        .ca()
+        .sign_crl(&[revoked], 2, Duration::from_secs(3600))
+        .unwrap();
+    atomic_write(&crl, revoked_crl);
+    eventually("the CRL is reloaded", async || {
+        probe(server.addr, Some(&p.payments), &ca).await
+            == Probe::Refused(rustls::AlertDescription::CertificateRevoked)
+    })
+    .await;
+
+    let status = LedgerClient::new(config_channel(server.addr, payments))
+        .get_balance(balance())
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{status:?}").contains("received fatal alert: CertificateRevoked"),
+        "{status:?}"
+    );
+    assert_eq!(handshakes(&metrics, "resumed"), 1, "nothing resumed after");
+    assert_eq!(
+        server.service.handled(),
+        2,
+        "no handler ran for the revoked peer"
+    );
+}
+
+/// rustls does not check a resumed session's certificate dates; the accept loop does. A
+/// session made while the client certificate was valid cannot be resumed once it expired:
+/// the connection is refused right after the handshake (`expired`), before any request.
+#[tokio::test]
+async fn an_expired_certificate_cannot_resume_its_session() {
+    let p = pki();
+    let ca = p.pki.ca_cert();
+    let (server, metrics) = start_with(config(&p.ledger, &ca)).await;
+    let mut short = svid_params(&[PAYMENTS_ID]);
+    short.not_after = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let short = p.pki.issue_params("short-lived", short);
+    let client = mtls_config(&short, &ca, LEDGER_ID);
+    LedgerClient::new(config_channel(server.addr, client.clone()))
+        .get_balance(balance())
+        .await
+        .expect("valid for two more seconds");
+
+    // X.509 times have one-second resolution: wait until notAfter is safely in the past.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let status = LedgerClient::new(config_channel(server.addr, client))
+        .get_balance(balance())
+        .await
+        .unwrap_err();
+    // Refused by the accept loop (the connection closes), not by the authorization layer on
+    // an accepted connection (which would answer UNAUTHENTICATED).
+    assert_ne!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert_eq!(handshakes(&metrics, "resumed"), 0);
+    assert!(
+        metrics
+            .encode()
+            .contains("zt_tls_handshake_refusals_total{reason=\"expired\"} 1"),
+        "{}",
+        metrics.encode()
+    );
+    assert_eq!(server.service.handled(), 1, "no handler ran after expiry");
 }
