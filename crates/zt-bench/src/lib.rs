@@ -5,11 +5,13 @@
 //!   as the ledger, so the variants differ only in what is measured.
 //! - [`load`]: a load generator (connections × in-flight RPCs, warm-up, fixed duration) that
 //!   reports RPS, latency percentiles and the server's CPU time per RPC.
+//! - [`handshake`]: handshake costs in memory against the crypto limit measured on this CPU.
 //! - [`pki`]: the certificates both sides use, made fresh by the project's CA.
 //!
 //! The `zt-bench run` command alternates the variants (A B C, C B A, ...) with the server and
 //! the load generator pinned to separate cores and prints medians and ratios.
 
+pub mod handshake;
 pub mod load;
 pub mod pki;
 pub mod server;
@@ -60,6 +62,9 @@ pub enum BenchError {
     /// The server or a connection failed.
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
+    /// A handshake or crypto measurement went wrong.
+    #[error("handshake benchmark: {0}")]
+    Crypto(String),
     /// An I/O error.
     #[error(transparent)]
     Io(#[from] std::io::Error),

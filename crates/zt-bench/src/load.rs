@@ -1,5 +1,7 @@
 //! The load generator: `connections` connections, each carrying `concurrency` RPCs in flight
-//! at all times, for a warm-up and then a measured window.
+//! at all times, for a warm-up and then a measured window. Or, with [`Churn`], `connections`
+//! workers each looping connect, one RPC, close (handshake rate). Or [`hold_idle`]: many idle
+//! connections, to weigh the server's memory per connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +36,17 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// The server's process, to read its CPU time over the window (Linux `/proc`).
     pub server_pid: Option<u32>,
+    /// A new connection for every RPC, instead of long-lived ones.
+    pub churn: Option<Churn>,
+}
+
+/// How a churning worker reconnects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Churn {
+    /// A full handshake every time (the client keeps no sessions).
+    Full,
+    /// Resume the previous connection's TLS session (ticket from the last handshake).
+    Resumed,
 }
 
 /// What the window measured.
@@ -57,30 +70,37 @@ pub struct LoadReport {
 
 /// Connects, warms up, measures, and reports.
 pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchError> {
-    let mut channels = Vec::with_capacity(spec.connections);
-    for _ in 0..spec.connections {
-        channels.push(connect(spec, pki).await?);
-    }
+    let dialer = Dialer::new(spec, pki)?;
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let payload = vec![0x5a_u8; spec.payload];
     let mut workers = Vec::new();
-    for channel in &channels {
-        for _ in 0..spec.concurrency {
-            let mut client = EchoClient::new(channel.clone())
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX);
+    for _ in 0..spec.connections {
+        // Long-lived: one channel shared by `concurrency` workers. Churn: one worker per
+        // "connection", each dialling anew for every RPC.
+        let channel = match spec.churn {
+            None => Some(dialer.connect().await?),
+            Some(_) => None,
+        };
+        let per_connection = if spec.churn.is_some() {
+            1
+        } else {
+            spec.concurrency
+        };
+        for _ in 0..per_connection {
             let (measuring, stop, payload) = (measuring.clone(), stop.clone(), payload.clone());
+            let (channel, dialer) = (channel.clone(), dialer.clone());
             workers.push(tokio::spawn(async move {
                 let (mut latencies, mut errors) = (Vec::new(), 0_u64);
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    let ok = client
-                        .echo(EchoRequest {
-                            payload: payload.clone(),
-                        })
-                        .await
-                        .is_ok_and(|r| r.get_ref().payload.len() == payload.len());
+                    let ok = match &channel {
+                        Some(channel) => echo(channel.clone(), &payload).await,
+                        None => match dialer.connect().await {
+                            Ok(fresh) => echo(fresh, &payload).await,
+                            Err(_) => false,
+                        },
+                    };
                     if measuring.load(Ordering::Relaxed) {
                         if ok {
                             let micros = started.elapsed().as_micros();
@@ -132,33 +152,148 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
     })
 }
 
-async fn connect(spec: &LoadSpec, pki: &BenchPki) -> Result<Channel, BenchError> {
-    let timeout = Duration::from_secs(10);
-    if spec.variant == Variant::Plain {
-        let endpoint = Endpoint::from_shared(format!("http://{}", spec.target))
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        return Ok(endpoint
-            .tcp_nodelay(true)
-            .timeout(timeout)
-            .connect()
-            .await?);
+/// One echo RPC; true if it came back whole.
+async fn echo(channel: Channel, payload: &[u8]) -> bool {
+    let mut client = EchoClient::new(channel)
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
+    client
+        .echo(EchoRequest {
+            payload: payload.to_vec(),
+        })
+        .await
+        .is_ok_and(|r| r.get_ref().payload.len() == payload.len())
+}
+
+/// What [`hold_idle`] saw: the server's resident memory with each number of idle connections.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct IdleReport {
+    /// `(connections open, server VmRSS in KiB)`, in the order they were reached.
+    pub steps: Vec<(usize, u64)>,
+}
+
+impl IdleReport {
+    /// KiB of server memory per extra idle connection, between the first and the last step.
+    pub fn kib_per_connection(&self) -> f64 {
+        match (self.steps.first(), self.steps.last()) {
+            (Some(&(n1, r1)), Some(&(n2, r2))) if n2 > n1 => {
+                (r2 as f64 - r1 as f64) / (n2 - n1) as f64
+            }
+            _ => f64::NAN,
+        }
     }
-    let (cert, key) = pki.keystore("client");
-    let server_id = SpiffeId::new(SERVER_ID)?;
-    let config = zt_tls::client_config(
-        &Keystore::load(&cert, &key)?,
-        &Truststore::load(&pki.ca())?,
-        server_id,
-    )?;
-    let uri = format!("https://localhost:{}", spec.target.port())
-        .parse()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    // The channel dials lazily; the warm-up's first RPC makes the connection.
-    Ok(zt_tls::channel(
-        uri,
-        MtlsConnector::new(config, timeout),
-        timeout,
-    ))
+}
+
+/// Opens connections up to each of `steps` (each makes one RPC, then stays open and idle) and
+/// records the server's resident memory at each step, once it has settled.
+pub async fn hold_idle(
+    spec: &LoadSpec,
+    pki: &BenchPki,
+    steps: &[usize],
+    server_pid: u32,
+) -> Result<IdleReport, BenchError> {
+    let dialer = Dialer::new(spec, pki)?;
+    let payload = vec![0x5a_u8; spec.payload];
+    let mut open = Vec::new();
+    let mut report = IdleReport { steps: Vec::new() };
+    for &target in steps {
+        while open.len() < target {
+            // Dial in batches, so the server's handshake cap is never what is measured.
+            let batch = (target - open.len()).min(64);
+            let dialled = futures_join(&dialer, &payload, batch).await?;
+            open.extend(dialled);
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let rss = resident_kib(server_pid).ok_or_else(|| {
+            std::io::Error::other(format!("cannot read /proc/{server_pid}/status"))
+        })?;
+        report.steps.push((open.len(), rss));
+    }
+    drop(open);
+    Ok(report)
+}
+
+async fn futures_join(
+    dialer: &Dialer,
+    payload: &[u8],
+    n: usize,
+) -> Result<Vec<Channel>, BenchError> {
+    let mut tasks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (dialer, payload) = (dialer.clone(), payload.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let channel = dialer.connect().await?;
+            if echo(channel.clone(), &payload).await {
+                Ok(channel)
+            } else {
+                Err(BenchError::Io(std::io::Error::other(
+                    "an idle connection's RPC failed",
+                )))
+            }
+        }));
+    }
+    let mut channels = Vec::with_capacity(n);
+    for task in tasks {
+        channels.push(task.await.map_err(std::io::Error::other)??);
+    }
+    Ok(channels)
+}
+
+/// Resident memory of process `pid`, KiB (`VmRSS` in `/proc/PID/status`).
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Makes connections to the target the way the variant needs: h2c, or mutual TLS with the
+/// load generator's identity and the server's SPIFFE ID pinned.
+#[derive(Clone)]
+struct Dialer {
+    endpoint: Endpoint,
+    /// `None` for plaintext.
+    tls: Option<MtlsConnector>,
+}
+
+impl Dialer {
+    fn new(spec: &LoadSpec, pki: &BenchPki) -> Result<Self, BenchError> {
+        let timeout = Duration::from_secs(10);
+        if spec.variant == Variant::Plain {
+            let endpoint = Endpoint::from_shared(format!("http://{}", spec.target))?
+                .tcp_nodelay(true)
+                .timeout(timeout);
+            return Ok(Self {
+                endpoint,
+                tls: None,
+            });
+        }
+        let (cert, key) = pki.keystore("client");
+        let mut config = zt_tls::client_config(
+            &Keystore::load(&cert, &key)?,
+            &Truststore::load(&pki.ca())?,
+            SpiffeId::new(SERVER_ID)?,
+        )?;
+        if spec.churn == Some(Churn::Full) {
+            let mut full = (*config).clone();
+            full.resumption = rustls::client::Resumption::disabled();
+            config = Arc::new(full);
+        }
+        // The connector does TLS (and checks the server's SPIFFE ID); the name is for SNI.
+        let endpoint = Endpoint::from_shared(format!("https://localhost:{}", spec.target.port()))?
+            .timeout(timeout);
+        Ok(Self {
+            endpoint,
+            tls: Some(MtlsConnector::new(config, timeout)),
+        })
+    }
+
+    /// A new connection (TCP, and the TLS handshake unless plaintext), ready for RPCs.
+    async fn connect(&self) -> Result<Channel, BenchError> {
+        Ok(match &self.tls {
+            None => self.endpoint.connect().await?,
+            Some(tls) => self.endpoint.connect_with_connector(tls.clone()).await?,
+        })
+    }
 }
 
 fn percentile(sorted: &[u32], q: f64) -> f64 {

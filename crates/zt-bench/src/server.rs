@@ -82,7 +82,12 @@ pub async fn serve(
         domains: domains.clone(),
     })?);
     let metrics = Metrics::new();
-    let incoming = zt_tls::accept(listener, tls, AcceptLimits::default(), metrics.clone());
+    // Room for the idle-connection measurement (G6); everything else as the ledger.
+    let limits = AcceptLimits {
+        max_connections: 20_000,
+        ..AcceptLimits::default()
+    };
+    let incoming = zt_tls::accept(listener, tls, limits, metrics.clone());
     let mut builder = builder;
     match variant {
         Variant::Mtls => {
