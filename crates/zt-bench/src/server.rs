@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 use zt_authz::Policy;
 use zt_authz_layer::{AuthzLayer, PolicyHandle};
@@ -64,8 +65,11 @@ pub async fn serve(
         .initial_connection_window_size(1024 * 1024)
         .http2_max_local_error_reset_streams(Some(1024));
     if variant == Variant::Plain {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let mut builder = builder.tcp_nodelay(true);
+        // The builder's `tcp_nodelay` does not reach connections from `serve_with_incoming`:
+        // set it on the incoming stream, as the TLS acceptor does, or Nagle and delayed ACKs
+        // stall large plaintext responses by 40 ms.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let mut builder = builder;
         return Ok(builder
             .add_service(echo)
             .serve_with_incoming(incoming)
