@@ -507,18 +507,8 @@ impl Bench<'_> {
             // Same client as against ours: mutual TLS, the server's SPIFFE ID pinned.
             Server::Grpcio => Variant::Mtls,
         };
-        let mut command = self.command("1", &self.me);
+        let mut command = self.loader("load", variant, &target, &server);
         command
-            .args([
-                "load",
-                "--variant",
-                variant.name(),
-                "--target",
-                &target,
-                "--pki",
-            ])
-            .arg(&self.dir)
-            .args(["--server-pid", &server.0.id().to_string()])
             .args(["--payload", &scenario.payload.to_string()])
             .args(["--connections", &scenario.connections.to_string()])
             .args(["--concurrency", &scenario.concurrency.to_string()])
@@ -535,41 +525,51 @@ impl Bench<'_> {
             Some(Churn::Resumed) => command.args(["--churn", "resumed"]),
             None => &mut command,
         };
-        let output = command.output()?;
-        anyhow::ensure!(output.status.success(), "load generator failed");
-        Ok(serde_json::from_slice(&output.stdout)?)
+        json_output(&mut command, "load generator")
     }
 
     fn handshakes(&self, rounds: usize) -> anyhow::Result<HandshakeReport> {
-        let output = self
-            .command("0", &self.me)
+        let mut command = self.command("0", &self.me);
+        command
             .args(["handshakes", "--rounds", &rounds.to_string(), "--pki"])
-            .arg(&self.dir)
-            .output()?;
-        anyhow::ensure!(output.status.success(), "handshake benchmark failed");
-        Ok(serde_json::from_slice(&output.stdout)?)
+            .arg(&self.dir);
+        json_output(&mut command, "handshake benchmark")
     }
 
     fn idle(&self, variant: Variant, steps: &[usize]) -> anyhow::Result<IdleReport> {
         let (server, target) = self.start(Server::Ours(variant))?;
         let steps: Vec<String> = steps.iter().map(ToString::to_string).collect();
-        let output = self
-            .command("1", &self.me)
-            .args([
-                "idle",
-                "--variant",
-                variant.name(),
-                "--target",
-                &target,
-                "--pki",
-            ])
-            .arg(&self.dir)
-            .args(["--server-pid", &server.0.id().to_string()])
-            .args(["--steps", &steps.join(",")])
-            .output()?;
-        anyhow::ensure!(output.status.success(), "idle connections failed");
-        Ok(serde_json::from_slice(&output.stdout)?)
+        let mut command = self.loader("idle", variant, &target, &server);
+        command.args(["--steps", &steps.join(",")]);
+        json_output(&mut command, "idle connections")
     }
+
+    /// `zt-bench SUBCOMMAND` on core 1 against `server` at `target`.
+    fn loader(
+        &self,
+        subcommand: &str,
+        variant: Variant,
+        target: &str,
+        server: &KillOnDrop,
+    ) -> Command {
+        let mut command = self.command("1", &self.me);
+        command
+            .args([subcommand, "--variant", variant.name(), "--target", target])
+            .arg("--pki")
+            .arg(&self.dir)
+            .args(["--server-pid", &server.0.id().to_string()]);
+        command
+    }
+}
+
+/// Runs `command` to the end and parses the JSON line it printed.
+fn json_output<T: serde::de::DeserializeOwned>(
+    command: &mut Command,
+    what: &str,
+) -> anyhow::Result<T> {
+    let output = command.output()?;
+    anyhow::ensure!(output.status.success(), "{what} failed");
+    Ok(serde_json::from_slice(&output.stdout)?)
 }
 
 struct KillOnDrop(Child);

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AUDITOR_ID, LEDGER_ID, PAYMENTS_ID, TD, config, eventually, pki, start_with};
+use common::{AUDITOR_ID, LEDGER_ID, PAYMENTS_ID, Pki, TD, config, eventually, pki, start_with};
 use tonic::Code;
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
@@ -144,12 +144,8 @@ async fn ca_rotation_in_three_steps() {
     );
 }
 
-/// Revocation: once the CRL lists a client, its handshakes fail with `certificate_revoked`,
-/// and an already open connection gets UNAUTHENTICATED on its next RPC and is then closed.
-#[tokio::test]
-async fn a_revoked_client_is_refused_and_its_open_connection_is_cut() {
-    let p = pki();
-    let ca = p.pki.ca_cert();
+/// A ledger with reloads every 100 ms and one CRL, `ca.crl` in the test PKI, empty for now.
+async fn start_with_crl(p: &Pki) -> (ledger::Background, zt_telemetry::Metrics) {
     let crl = p.pki.write(
         "ca.crl",
         p.pki
@@ -157,28 +153,41 @@ async fn a_revoked_client_is_refused_and_its_open_connection_is_cut() {
             .sign_crl(&[], 1, Duration::from_secs(3600))
             .unwrap(),
     );
-    let mut cfg = config(&p.ledger, &ca);
-    cfg.crls = vec![crl.clone()];
+    let mut cfg = config(&p.ledger, &p.pki.ca_cert());
+    cfg.crls = vec![crl];
     cfg.reload_interval = FAST_RELOAD;
-    let (server, metrics) = start_with(cfg).await;
+    start_with(cfg).await
+}
 
-    let mut open = LedgerClient::new(raw_channel(server.addr, Some(&p.payments), &ca));
-    open.get_balance(balance()).await.expect("not revoked yet");
-    assert_eq!(server.service.handled(), 1);
-
+/// Replaces the CRL of [`start_with_crl`] with one that revokes payments' certificate.
+fn revoke_payments(p: &Pki) {
     let serial = zt_pki::leaf_serial(
         &std::fs::read_to_string(&p.payments.cert).unwrap(),
         &p.payments.cert,
     )
     .unwrap();
     let revoked = zt_pki::Revocation::from_hex(&serial, true).unwrap();
-    atomic_write(
-        &crl,
-        p.pki
-            .ca()
-            .sign_crl(&[revoked], 2, Duration::from_secs(3600))
-            .unwrap(),
-    );
+    let crl = p
+        .pki
+        .ca()
+        .sign_crl(&[revoked], 2, Duration::from_secs(3600))
+        .unwrap();
+    atomic_write(&p.pki.dir().join("ca.crl"), crl);
+}
+
+/// Revocation: once the CRL lists a client, its handshakes fail with `certificate_revoked`,
+/// and an already open connection gets UNAUTHENTICATED on its next RPC and is then closed.
+#[tokio::test]
+async fn a_revoked_client_is_refused_and_its_open_connection_is_cut() {
+    let p = pki();
+    let ca = p.pki.ca_cert();
+    let (server, metrics) = start_with_crl(&p).await;
+
+    let mut open = LedgerClient::new(raw_channel(server.addr, Some(&p.payments), &ca));
+    open.get_balance(balance()).await.expect("not revoked yet");
+    assert_eq!(server.service.handled(), 1);
+
+    revoke_payments(&p);
     eventually("new handshakes are refused as revoked", async || {
         probe(server.addr, Some(&p.payments), &ca).await
             == Probe::Refused(rustls::AlertDescription::CertificateRevoked)
@@ -291,17 +300,7 @@ async fn a_resumed_connection_has_the_same_identity_and_decisions() {
 async fn a_session_from_before_a_revocation_does_not_resume() {
     let p = pki();
     let ca = p.pki.ca_cert();
-    let crl = p.pki.write(
-        "ca.crl",
-        p.pki
-            .ca()
-            .sign_crl(&[], 1, Duration::from_secs(3600))
-            .unwrap(),
-    );
-    let mut cfg = config(&p.ledger, &ca);
-    cfg.crls = vec![crl.clone()];
-    cfg.reload_interval = FAST_RELOAD;
-    let (server, metrics) = start_with(cfg).await;
+    let (server, metrics) = start_with_crl(&p).await;
     let payments = mtls_config(&p.payments, &ca, LEDGER_ID);
     LedgerClient::new(config_channel(server.addr, payments.clone()))
         .get_balance(balance())
@@ -314,18 +313,7 @@ async fn a_session_from_before_a_revocation_does_not_resume() {
         .unwrap();
     assert_eq!(handshakes(&metrics, "resumed"), 1, "the session resumes");
 
-    let serial = zt_pki::leaf_serial(
-        &std::fs::read_to_string(&p.payments.cert).unwrap(),
-        &p.payments.cert,
-    )
-    .unwrap();
-    let revoked = zt_pki::Revocation::from_hex(&serial, true).unwrap();
-    let revoked_crl = p
-        .pki
-        .ca()
-        .sign_crl(&[revoked], 2, Duration::from_secs(3600))
-        .unwrap();
-    atomic_write(&crl, revoked_crl);
+    revoke_payments(&p);
     eventually("the CRL is reloaded", async || {
         probe(server.addr, Some(&p.payments), &ca).await
             == Probe::Refused(rustls::AlertDescription::CertificateRevoked)
