@@ -149,14 +149,14 @@ pub fn mtls_config(client: &Identity, ca: &Path, server_id: &str) -> Arc<rustls:
 /// What the server at `addr` answers a handshake presenting `client` as is (or nothing),
 /// before any request is sent: see [`zt_tls::probe`].
 pub async fn probe(addr: SocketAddr, client: Option<&Identity>, ca: &Path) -> zt_tls::Probe {
-    zt_tls::probe(
-        "localhost",
-        addr.port(),
-        raw_config(client, ca),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap()
+    probe_with(addr, raw_config(client, ca)).await
+}
+
+/// What the server at `addr` answers a handshake made with `config`.
+pub async fn probe_with(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> zt_tls::Probe {
+    zt_tls::probe("localhost", addr.port(), config, Duration::from_secs(5))
+        .await
+        .unwrap()
 }
 
 /// A channel that presents `client` as is (or no certificate at all), with no checks of its
@@ -166,7 +166,9 @@ pub fn raw_channel(addr: SocketAddr, client: Option<&Identity>, ca: &Path) -> Ch
     config_channel(addr, raw_config(client, ca))
 }
 
-fn raw_config(client: Option<&Identity>, ca: &Path) -> Arc<rustls::ClientConfig> {
+/// The configuration [`raw_channel`] and [`probe`] use: presents `client` (or nothing), and
+/// verifies the server only by chain to `ca` for the name `localhost`.
+pub fn raw_config(client: Option<&Identity>, ca: &Path) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(der.unwrap()).unwrap();
