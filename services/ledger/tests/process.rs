@@ -387,3 +387,99 @@ async fn sigterm_drains_in_flight_rpcs_and_exits_zero() {
     assert!(log.contains("draining in-flight RPCs"), "{log}");
     assert!(log.contains("ledger stopped"), "{log}");
 }
+
+/// Clock skew. Issued certificates are backdated five minutes, so a ledger whose clock runs
+/// three minutes behind still accepts a certificate issued this instant; ten minutes behind,
+/// the same certificate is not yet valid for it and the handshake is refused. The ledger
+/// runs under libfaketime (installed by `.ci/run`). Its CA and its own certificate are made
+/// here, backdated an hour, so that only the client's certificate is in question.
+#[tokio::test(flavor = "multi_thread")]
+async fn clock_skew_within_the_backdating_is_tolerated_and_beyond_it_refused() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    use zt_testkit::{Identity, probe};
+    let p = pki();
+    let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let mut ca_params = CertificateParams::default();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params.subject_alt_names = vec![rcgen::SanType::URI(
+        "spiffe://zt.example".try_into().unwrap(),
+    )];
+    ca_params.not_before = hour_ago;
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = p
+        .pki
+        .write("old-ca.pem", ca_params.self_signed(&ca_key).unwrap().pem());
+    let issuer = Issuer::new(ca_params, ca_key);
+    let sign = |name: &str, params: CertificateParams| {
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        Identity {
+            cert: p.pki.write(&format!("{name}.pem"), cert.pem()),
+            key: p.pki.write(&format!("{name}.key"), key.serialize_pem()),
+        }
+    };
+    let mut server = svid_params(&[LEDGER_ID]);
+    server.not_before = hour_ago;
+    let server = sign("ledger-backdated", server);
+    // Issued this instant with the project's profile: notBefore five minutes ago.
+    let fresh = sign("fresh-payments", svid_params(&[common::PAYMENTS_ID]));
+
+    // libfaketime itself, not the `faketime` wrapper: the wrapper forks, and killing it would
+    // leave the ledger running.
+    let libfaketime = format!(
+        "/usr/lib/{}-linux-gnu/faketime/libfaketime.so.1",
+        std::env::consts::ARCH
+    );
+    assert!(
+        std::path::Path::new(&libfaketime).exists(),
+        "{libfaketime}: install faketime (.ci/run does)"
+    );
+    for (skew, accepted) in [("-3m", true), ("-10m", false)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .env("LD_PRELOAD", &libfaketime)
+            .env("FAKETIME", skew)
+            .args(["--listen", "127.0.0.1:0", "--cert"])
+            .arg(&server.cert)
+            .arg("--key")
+            .arg(&server.key)
+            .arg("--ca")
+            .arg(&ca_cert)
+            .arg("--policy")
+            .arg(demo_policy())
+            .env("RUST_LOG", "info")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (addr, stderr) = bound_address(&mut child);
+        let log =
+            std::thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());
+        let answer = probe(addr, Some(&fresh), &ca_cert).await;
+        let mut client = LedgerClient::new(mtls_channel(addr, &fresh, &ca_cert, LEDGER_ID));
+        let call = client
+            .get_balance(pb::GetBalanceRequest {
+                account_id: "alice".into(),
+            })
+            .await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let log = log.join().unwrap().join("\n");
+        if accepted {
+            assert_eq!(answer, zt_tls::Probe::Accepted, "skew {skew}:\n{log}");
+            call.expect("served within the backdating");
+        } else {
+            assert_eq!(
+                answer,
+                zt_tls::Probe::Refused(rustls::AlertDescription::CertificateExpired),
+                "skew {skew}"
+            );
+            call.expect_err("refused beyond the backdating");
+            assert!(
+                log.contains("reason=\"not_yet_valid\""),
+                "skew {skew}:\n{log}"
+            );
+        }
+    }
+}
