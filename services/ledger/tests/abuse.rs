@@ -12,6 +12,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::ops::Not as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
 const GOAWAY: u8 = 0x7;
 const CONTINUATION: u8 = 0x9;
+const DATA: u8 = 0x0;
 const END_HEADERS: u8 = 0x4;
 const CANCEL: u32 = 0x8;
 const REFUSED_STREAM: u32 = 0x7;
@@ -432,4 +434,49 @@ async fn a_handshake_flood_does_not_starve_real_clients() {
         flooded.1 as f64 / quiet.1 as f64,
         reaped_after
     );
+}
+
+/// A slow client (slowloris on a request body): the request's headers come, then its body a
+/// byte every 100 ms. The server ends the stream at `--request-timeout` (here 1 s), long
+/// before the client would finish; no handler runs, and others are served meanwhile.
+#[tokio::test]
+async fn a_trickled_request_body_is_cut_at_the_request_timeout() {
+    let p = pki();
+    let mut cfg = config(&p.ledger, &p.pki.ca_cert());
+    cfg.limits.request_timeout = Duration::from_secs(1);
+    let (server, _) = start_with(cfg).await;
+    let mut raw = RawH2::connect(server.addr, &p).await;
+    raw.send(HEADERS, END_HEADERS, 1, &request_headers(GET_BALANCE))
+        .await
+        .unwrap();
+    // A gRPC frame header announcing a 100-byte message, then the message a byte at a time.
+    raw.send(DATA, 0, 1, &[0, 0, 0, 0, 100]).await.unwrap();
+    let started = Instant::now();
+    let mut ended_after = None;
+    let mut others = 0;
+    for _ in 0..50 {
+        if raw.send(DATA, 0, 1, b"x").await.is_err() {
+            break;
+        }
+        let (frames, closed) = raw.frames(Duration::from_millis(100)).await;
+        let ended = frames.iter().any(|f| {
+            f.stream == 1
+                && (f.kind == RST_STREAM || (f.kind == HEADERS && f.payload.is_empty().not()))
+        });
+        if ended || closed {
+            ended_after = Some(started.elapsed());
+            break;
+        }
+        legit_call(server.addr, &p)
+            .await
+            .expect("others are served meanwhile");
+        others += 1;
+    }
+    let ended_after = ended_after.expect("the server ended the trickled stream within 5 s");
+    assert_eq!(
+        server.service.handled(),
+        others,
+        "only the other clients' requests reached a handler"
+    );
+    println!("a body trickled at 10 B/s was cut after {ended_after:?} (request timeout 1 s)");
 }
