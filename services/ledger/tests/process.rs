@@ -8,11 +8,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{LEDGER_ID, demo_policy, pki};
+use common::{LEDGER_ID, bound_address, demo_policy, pki};
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
 use zt_testkit::{mtls_channel, svid_params};
@@ -42,26 +42,6 @@ fn finish(mut child: Child, limit: Duration) -> (std::process::ExitStatus, Strin
             panic!("ledger still running after {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Reads the child's log until it says where it listens.
-fn bound_address(
-    child: &mut Child,
-) -> (std::net::SocketAddr, BufReader<std::process::ChildStderr>) {
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "ledger exited early"
-        );
-        if let Some(at) = line.find("address=") {
-            return (
-                line[at + "address=".len()..].trim().parse().unwrap(),
-                stderr,
-            );
-        }
     }
 }
 

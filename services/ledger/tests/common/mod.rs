@@ -6,6 +6,7 @@
     reason = "test setup: a panic is a failed test"
 )]
 
+use std::io::BufRead as _;
 use std::path::Path;
 
 use ledger::{Background, Config, Server};
@@ -74,4 +75,27 @@ pub(crate) async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool)
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("not within 10 s: {what}");
+}
+
+/// Reads the child's log until it says where it listens.
+pub(crate) fn bound_address(
+    child: &mut std::process::Child,
+) -> (
+    std::net::SocketAddr,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "ledger exited early"
+        );
+        if let Some(at) = line.find("address=") {
+            return (
+                line[at + "address=".len()..].trim().parse().unwrap(),
+                stderr,
+            );
+        }
+    }
 }
