@@ -354,3 +354,66 @@ async fn a_broken_file_at_reload_keeps_the_last_good_material() {
         .expect("working with the new pair");
     assert_eq!(ledger.service.handled(), 3);
 }
+
+/// The ledger restarts while payments is making transfers: every transfer completes, each
+/// exactly once. The ledger drains in-flight RPCs on shutdown, so a transfer either finished
+/// on the old instance (its answer delivered) or is retried, with backoff, to the new one.
+/// Handler counts prove it: no transfer ran twice (each instance keeps its own book, so a
+/// transfer applied on the old one and retried to the new one would run twice), and no
+/// answer was a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_survive_a_ledger_restart_exactly_once() {
+    const TRANSFERS: u64 = 40;
+    let pki = TestPki::new("zt.example");
+    let server = pki.issue("ledger", LEDGER_ID, &["localhost"]);
+    let payments = pki.issue("payments", PAYMENTS_ID, &[]);
+    let first = serve_local(&server, &pki.ca_cert()).await;
+    let addr = first.addr;
+    let config = client_config(addr, &payments, &pki.ca_cert(), &["--attempts", "8"]);
+    let client = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
+
+    let load = tokio::spawn(async move {
+        let mut replayed = 0;
+        for i in 0..TRANSFERS {
+            let response = client
+                .transfer(pb::TransferRequest {
+                    idempotency_key: format!("restart-{i}"),
+                    from_account: "alice".into(),
+                    to_account: "bob".into(),
+                    amount_cents: 1,
+                    memo: String::new(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("transfer {i} failed: {e}"));
+            replayed += u64::from(response.replayed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        replayed
+    });
+
+    let old = first.service.clone();
+    while old.handled() < 10 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(first); // graceful shutdown: in-flight RPCs finish, new ones are refused
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut listener = None;
+    for _ in 0..50 {
+        if let Ok(bound) = TcpListener::bind(addr).await {
+            listener = Some(bound);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = serve(listener.expect("the port frees"), &server, &pki.ca_cert());
+
+    let replayed = load.await.unwrap();
+    let (before, after) = (old.handled(), second.service.handled());
+    assert_eq!(replayed, 0, "no answer was a replay");
+    assert_eq!(
+        before + after,
+        TRANSFERS,
+        "each transfer ran exactly once: {before} before the restart, {after} after"
+    );
+    assert!(before >= 10 && after >= 1, "{before} before, {after} after");
+}
