@@ -94,8 +94,13 @@ async fn a_broken_certificate_at_reload_keeps_the_last_good_one() {
 }
 
 /// CA rotation in three steps, each a reload of the server's trust bundle: old, old+new, new.
-#[tokio::test]
+/// Under load: a client of the old CA keeps calling on its open connection throughout, and
+/// not one of its RPCs fails (a reload changes what new handshakes accept, never what an
+/// open connection already proved).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ca_rotation_in_three_steps() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let p = pki();
     let old_ca = p.pki.ca_cert();
     let next = TestPki::new(TD);
@@ -113,6 +118,27 @@ async fn ca_rotation_in_three_steps() {
     cfg.reload_interval = FAST_RELOAD;
     let (server, _) = start_with(cfg).await;
     let state = async |who| probe(server.addr, Some(who), &old_ca).await;
+
+    let mut open = LedgerClient::new(raw_channel(server.addr, Some(&p.payments), &old_ca));
+    open.get_balance(balance())
+        .await
+        .expect("connected before the rotation");
+    let (stop, calls, failures) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let load = tokio::spawn({
+        let (stop, calls, failures) = (stop.clone(), calls.clone(), failures.clone());
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                if open.get_balance(balance()).await.is_err() {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
 
     assert_eq!(state(&p.payments).await, Probe::Accepted, "step 1: old");
     assert_eq!(
@@ -141,6 +167,18 @@ async fn ca_rotation_in_three_steps() {
         state(&next_payments).await,
         Probe::Accepted,
         "step 3: new trusted"
+    );
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let calls = calls.load(Ordering::Relaxed);
+    assert!(
+        calls > 10,
+        "the load ran through the rotation ({calls} RPCs)"
+    );
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "no RPC on the open connection failed ({calls} made)"
     );
 }
 
