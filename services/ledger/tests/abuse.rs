@@ -590,3 +590,50 @@ async fn memory_returns_to_its_level_after_repeated_abuse() {
         "resident memory grew from {first} to {last} KiB over four rounds of abuse"
     );
 }
+
+/// A reader that stops reading: it asks for a server stream with a flow-control window of
+/// zero, so nothing can be sent to it, and then answers nothing, not even PINGs. It holds
+/// at most one 64 KiB stream window of the server's memory, and the keepalive (here 1 s
+/// interval, 1 s timeout) finds it dead and closes the connection; others are served.
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_closed_by_keepalive() {
+    let p = pki();
+    let mut cfg = config(&p.ledger, &p.pki.ca_cert());
+    cfg.limits.keepalive_interval = Duration::from_secs(1);
+    cfg.limits.keepalive_timeout = Duration::from_secs(1);
+    let (server, _) = start_with(cfg).await;
+    let mut raw = RawH2::connect(server.addr, &p).await;
+    // SETTINGS_INITIAL_WINDOW_SIZE (0x4) = 0: the server may not send us a byte of DATA.
+    raw.send(SETTINGS, 0, 0, &[0x00, 0x04, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    raw.send(
+        HEADERS,
+        END_HEADERS,
+        1,
+        &request_headers("/ledger.v1.Ledger/ListTransfers"),
+    )
+    .await
+    .unwrap();
+    // An empty ListTransfersRequest: a gRPC frame of length 0, and the end of the request.
+    raw.send(DATA, 0x1, 1, &[0, 0, 0, 0, 0]).await.unwrap();
+    let started = Instant::now();
+    let (frames, closed) = raw.frames(Duration::from_secs(10)).await;
+    assert!(
+        closed,
+        "the server closed the connection; frames: {frames:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.kind != DATA || f.payload.is_empty()),
+        "no data was sent into a zero window"
+    );
+    legit_call(server.addr, &p)
+        .await
+        .expect("others are served");
+    println!(
+        "a reader with a zero window that answers no PING was closed after {:?}",
+        started.elapsed()
+    );
+}
