@@ -184,23 +184,7 @@ async fn rapid_reset_is_cut_off_with_enhance_your_calm() {
     let p = pki();
     let (server, _) = start_with(config(&p.ledger, &p.pki.ca_cert())).await;
     let mut raw = RawH2::connect(server.addr, &p).await;
-    let headers = request_headers(GET_BALANCE);
-    let mut sent = 0;
-    for i in 0..5_000_u32 {
-        let stream = 2 * i + 1;
-        if raw
-            .send(HEADERS, END_HEADERS, stream, &headers)
-            .await
-            .is_err()
-            || raw
-                .send(RST_STREAM, 0, stream, &CANCEL.to_be_bytes())
-                .await
-                .is_err()
-        {
-            break;
-        }
-        sent += 1;
-    }
+    let sent = rapid_reset(&mut raw).await;
     let (frames, closed) = raw.frames(Duration::from_secs(5)).await;
     let goaway = frames.iter().find(|f| f.kind == GOAWAY);
     assert_eq!(
