@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use common::{PAYMENTS_ID, Pki, TD, config, pki, start_with};
+use common::{PAYMENTS_ID, Pki, TD, config, pki, s_client, start_with};
 use rustls::AlertDescription as Alert;
 use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject as _;
@@ -704,28 +704,18 @@ async fn an_rsa_1024_client_key_is_refused() {
     );
     let logs = Logs::capture();
     let (server, _metrics) = start_with(config(&p.ledger, &p.pki.ca_cert())).await;
-    let addr = server.addr.to_string();
-    // s_client blocks: run it off the runtime the ledger is serving on.
-    let output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new("openssl")
-            .args(["s_client", "-connect", &addr, "-tls1_3", "-alpn", "h2"])
-            .args(["-cert", &cert, "-key", &key, "-CAfile", &ours.0])
-            // Debian's OpenSSL refuses to even load an RSA-1024 key at its default level.
-            .args(["-cipher", "DEFAULT@SECLEVEL=0"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("openssl is installed (.ci/run installs it)");
-        // Keep stdin open briefly so s_client reads the server's post-handshake alert.
-        std::thread::sleep(std::time::Duration::from_millis(1000));
-        drop(child.stdin.take());
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
+    // Debian's OpenSSL refuses to even load an RSA-1024 key at its default level.
+    let args = [
+        "-cert",
+        &cert,
+        "-key",
+        &key,
+        "-CAfile",
+        &ours.0,
+        "-cipher",
+        "DEFAULT@SECLEVEL=0",
+    ];
+    let (_, text) = s_client(server.addr, &args).await;
     assert!(
         text.contains("alert decrypt error"),
         "openssl output:\n{text}"

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{AUDITOR_ID, LEDGER_ID, PAYMENTS_ID, TD, pki, start};
+use common::{AUDITOR_ID, LEDGER_ID, PAYMENTS_ID, TD, pki, s_client, start};
 use tonic::Code;
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
@@ -392,32 +392,12 @@ async fn openssl_s_client_without_a_certificate_is_refused() {
     let p = pki();
     let server = start(&p.ledger, &p.pki.ca_cert()).await;
     let ca = p.pki.ca_cert();
-    let addr = server.addr.to_string();
-    // stdin stays open for a moment so s_client reads the server's post-handshake alert.
-    let output = tokio::task::spawn_blocking(move || {
-        let mut child = std::process::Command::new("openssl")
-            .args([
-                "s_client", "-connect", &addr, "-tls1_3", "-alpn", "h2", "-CAfile",
-            ])
-            .arg(&ca)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("openssl is installed (.ci/run installs it)");
-        std::thread::sleep(std::time::Duration::from_millis(1500));
-        drop(child.stdin.take());
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
+    let (succeeded, text) = s_client(server.addr, &["-CAfile", &ca.to_string_lossy()]).await;
     assert!(
         text.contains("certificate required"),
         "openssl output:\n{text}"
     );
-    assert!(!output.status.success());
+    assert!(!succeeded);
     assert_eq!(server.service.handled(), 0);
 }
 

@@ -99,3 +99,37 @@ pub(crate) fn bound_address(
         }
     }
 }
+
+/// Runs `openssl s_client -connect ADDR -tls1_3 -alpn h2 ARGS...` against a ledger serving on
+/// this test's runtime, and returns whether it succeeded and everything it printed. It runs
+/// off the runtime (s_client blocks), and its stdin stays open for a second so it reads the
+/// server's post-handshake alert before it exits.
+pub(crate) async fn s_client(addr: std::net::SocketAddr, args: &[&str]) -> (bool, String) {
+    let mut command = std::process::Command::new("openssl");
+    command
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-tls1_3",
+            "-alpn",
+            "h2",
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = command
+            .spawn()
+            .expect("openssl is installed (.ci/run installs it)");
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
