@@ -334,7 +334,7 @@ async fn the_connection_cap_refuses_the_next_client_and_frees_its_slots() {
 }
 
 /// Silent sockets and garbage speakers cannot starve real clients: while 60 sockets say
-/// nothing and 30 send HTTP/1.0 to the TLS port, new mTLS clients still connect and get
+/// nothing and 30 send HTTP/1.1 to the TLS port, new mTLS clients still connect and get
 /// answers; the garbage is refused at once, the silent ones are reaped by the handshake
 /// timeout, and all of it is counted. Prints the connect + RPC latency under the flood
 /// against the quiet baseline (a figure for SECURITY.md, not an assertion).
@@ -368,7 +368,9 @@ async fn a_handshake_flood_does_not_starve_real_clients() {
     let mut garbage = Vec::new();
     for _ in 0..30 {
         let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-        tcp.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: ledger\r\n\r\n")
+            .await
+            .unwrap();
         garbage.push(tcp);
     }
     let flooded = sample(100).await;
@@ -543,7 +545,9 @@ async fn memory_returns_to_its_level_after_repeated_abuse() {
         for i in 0..100 {
             let mut tcp = TcpStream::connect(addr).await.unwrap();
             if i % 2 == 0 {
-                tcp.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+                tcp.write_all(b"GET / HTTP/1.1\r\nHost: ledger\r\n\r\n")
+                    .await
+                    .unwrap();
             }
             sockets.push(tcp);
         }
