@@ -16,7 +16,9 @@ use std::ops::Not as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{LEDGER_ID, Pki, bound_address, config, demo_policy, eventually, pki, start_with};
+use common::{
+    LEDGER_ID, Pki, bound_address, config, demo_policy, eventually, ledger_binary, pki, start_with,
+};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tonic::Code;
@@ -510,25 +512,15 @@ fn resident_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_returns_to_its_level_after_repeated_abuse() {
     let p = pki();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--handshake-timeout",
-            "1s",
-            "--cert",
-        ])
-        .arg(&p.ledger.cert)
-        .arg("--key")
-        .arg(&p.ledger.key)
-        .arg("--ca")
-        .arg(p.pki.ca_cert())
-        .arg("--policy")
-        .arg(demo_policy())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ledger_binary(
+        &p.ledger.cert,
+        &p.ledger.key,
+        &p.pki.ca_cert(),
+        demo_policy(),
+    )
+    .args(["--handshake-timeout", "1s"])
+    .spawn()
+    .unwrap();
     let (addr, log) = bound_address(&mut child);
     // Drain the log (every refusal is a line), or a full pipe would stall the ledger.
     let drain = std::thread::spawn(move || std::io::copy(&mut { log }, &mut std::io::sink()));

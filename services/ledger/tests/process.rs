@@ -12,19 +12,10 @@ use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{LEDGER_ID, bound_address, demo_policy, pki};
+use common::{LEDGER_ID, bound_address, demo_policy, ledger_binary, pki};
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
 use zt_testkit::{mtls_channel, svid_params};
-
-fn ledger(args: &[&std::ffi::OsStr]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ledger"));
-    cmd.arg("--listen").arg("127.0.0.1:0").args(args);
-    cmd.env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd
-}
 
 /// Waits for the child to exit (killing it after `limit`) and returns its status and stderr.
 fn finish(mut child: Child, limit: Duration) -> (std::process::ExitStatus, String) {
@@ -69,23 +60,16 @@ async fn audit_lines_shadow_decisions_and_metrics() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut child = ledger(&[
-        "--cert".as_ref(),
-        p.ledger.cert.as_os_str(),
-        "--key".as_ref(),
-        p.ledger.key.as_os_str(),
-        "--ca".as_ref(),
-        p.pki.ca_cert().as_os_str(),
-        "--policy".as_ref(),
-        policy.as_os_str(),
-        "--shadow-policy".as_ref(),
-        shadow.as_os_str(),
-        "--metrics-listen".as_ref(),
-        metrics_addr.to_string().as_ref(),
-    ])
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = ledger_binary(&p.ledger.cert, &p.ledger.key, &p.pki.ca_cert(), &policy)
+        .args([
+            "--shadow-policy".as_ref(),
+            shadow.as_os_str(),
+            "--metrics-listen".as_ref(),
+            metrics_addr.to_string().as_ref(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (addr, _stderr) = bound_address(&mut child);
 
     let ca = p.pki.ca_cert();
@@ -227,18 +211,7 @@ fn bad_configuration_fails_before_listening_with_one_line_naming_the_file() {
         ),
     ];
     for (what, [cert, key, ca, policy], problem) in cases {
-        let child = ledger(&[
-            "--cert".as_ref(),
-            cert.as_os_str(),
-            "--key".as_ref(),
-            key.as_os_str(),
-            "--ca".as_ref(),
-            ca.as_os_str(),
-            "--policy".as_ref(),
-            policy.as_os_str(),
-        ])
-        .spawn()
-        .unwrap();
+        let child = ledger_binary(cert, key, ca, policy).spawn().unwrap();
         let (status, stderr) = finish(child, Duration::from_secs(10));
         assert!(!status.success(), "{what}: exited 0");
         let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
@@ -265,7 +238,8 @@ fn bad_configuration_fails_before_listening_with_one_line_naming_the_file() {
 
 #[test]
 fn invalid_trust_domain_flag_is_a_usage_error() {
-    let output = ledger(&["--trust-domain".as_ref(), "Not_Lowercase.Example".as_ref()])
+    let output = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["--trust-domain", "Not_Lowercase.Example"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -277,16 +251,12 @@ fn invalid_trust_domain_flag_is_a_usage_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_in_flight_rpcs_and_exits_zero() {
     let p = pki();
-    let mut child = ledger(&[
-        "--cert".as_ref(),
-        p.ledger.cert.as_os_str(),
-        "--key".as_ref(),
-        p.ledger.key.as_os_str(),
-        "--ca".as_ref(),
-        p.pki.ca_cert().as_os_str(),
-        "--policy".as_ref(),
-        demo_policy().as_os_str(),
-    ])
+    let mut child = ledger_binary(
+        &p.ledger.cert,
+        &p.ledger.key,
+        &p.pki.ca_cert(),
+        demo_policy(),
+    )
     .spawn()
     .unwrap();
 
@@ -416,21 +386,10 @@ async fn clock_skew_within_the_backdating_is_tolerated_and_beyond_it_refused() {
         "{libfaketime}: install faketime (.ci/run does)"
     );
     for (skew, accepted) in [("-3m", true), ("-10m", false)] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        let mut child = ledger_binary(&server.cert, &server.key, &ca_cert, demo_policy())
             .env("LD_PRELOAD", &libfaketime)
             .env("FAKETIME", skew)
-            .args(["--listen", "127.0.0.1:0", "--cert"])
-            .arg(&server.cert)
-            .arg("--key")
-            .arg(&server.key)
-            .arg("--ca")
-            .arg(&ca_cert)
-            .arg("--policy")
-            .arg(demo_policy())
-            .env("RUST_LOG", "info")
             .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let (addr, stderr) = bound_address(&mut child);

@@ -133,3 +133,27 @@ pub(crate) async fn s_client(addr: std::net::SocketAddr, args: &[&str]) -> (bool
         + &String::from_utf8_lossy(&output.stderr);
     (output.status.success(), text)
 }
+
+/// The `ledger` binary, listening on 127.0.0.1:0 with this keystore, truststore and policy,
+/// logging at `info` to a piped stderr (read it, e.g. with [`bound_address`], or it fills).
+pub(crate) fn ledger_binary(
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+    policy: &Path,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--cert"])
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .arg("--ca")
+        .arg(ca)
+        .arg("--policy")
+        .arg(policy)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    command
+}
