@@ -42,12 +42,8 @@ enum Cmd {
     },
     /// Load one server and print the report as one JSON line.
     Load {
-        #[arg(long)]
-        target: std::net::SocketAddr,
-        #[arg(long, value_enum)]
-        variant: Variant,
-        #[arg(long)]
-        pki: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
         #[command(flatten)]
         shape: Shape,
         /// The server's PID, to report its CPU time per RPC.
@@ -67,12 +63,8 @@ enum Cmd {
     },
     /// Open idle connections up to each of --steps and print the server's memory at each.
     Idle {
-        #[arg(long)]
-        target: std::net::SocketAddr,
-        #[arg(long, value_enum)]
-        variant: Variant,
-        #[arg(long)]
-        pki: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
         #[arg(long)]
         server_pid: u32,
         #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
@@ -95,6 +87,18 @@ enum Cmd {
         #[arg(long, default_value = "target/interop-venv/bin/python")]
         python: PathBuf,
     },
+}
+
+/// Which server a load generator talks to, and how.
+#[derive(clap::Args)]
+struct ServerArgs {
+    #[arg(long)]
+    target: std::net::SocketAddr,
+    #[arg(long, value_enum)]
+    variant: Variant,
+    /// Directory with the benchmark PKI.
+    #[arg(long)]
+    pki: PathBuf,
 }
 
 #[derive(clap::Args, Clone, Copy)]
@@ -133,16 +137,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Load {
-            target,
-            variant,
-            pki,
+            server,
             shape,
             server_pid,
             churn,
         } => {
             raise_fd_limit();
-            let spec = shape.spec(target, variant, server_pid, churn);
-            let report = runtime()?.block_on(zt_bench::load::run(&spec, &BenchPki::open(&pki)))?;
+            let spec = shape.spec(server.target, server.variant, server_pid, churn);
+            let pki = BenchPki::open(&server.pki);
+            let report = runtime()?.block_on(zt_bench::load::run(&spec, &pki))?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
@@ -152,20 +155,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Idle {
-            target,
-            variant,
-            pki,
+            server,
             server_pid,
             steps,
         } => {
             raise_fd_limit();
-            let spec = Shape::default().spec(target, variant, Some(server_pid), None);
-            let report = runtime()?.block_on(zt_bench::load::hold_idle(
-                &spec,
-                &BenchPki::open(&pki),
-                &steps,
-                server_pid,
-            ))?;
+            let spec = Shape::default().spec(server.target, server.variant, Some(server_pid), None);
+            let pki = BenchPki::open(&server.pki);
+            let report =
+                runtime()?.block_on(zt_bench::load::hold_idle(&spec, &pki, &steps, server_pid))?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
