@@ -75,12 +75,14 @@ impl std::fmt::Debug for Reloader {
 
 impl Reloader {
     /// Polls every `interval`; a change is reloaded once the files have been still for
-    /// `interval / 4` (at least 50 ms).
+    /// `interval / 4`, kept between 50 ms and 1 s (long enough for a writer to put a
+    /// certificate and its key in place one after the other, short enough that a slow poll
+    /// does not delay the reload further).
     pub fn new(interval: Duration, metrics: Metrics) -> Self {
         Self {
             watched: Vec::new(),
             interval,
-            settle: (interval / 4).max(Duration::from_millis(50)),
+            settle: (interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
             metrics,
         }
     }
@@ -102,16 +104,24 @@ impl Reloader {
         self
     }
 
-    /// Runs until the task is dropped: polls the files, and reloads everything on SIGHUP.
-    pub async fn run(mut self) {
-        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
+    /// Starts watching in a background task that polls the files and reloads everything on
+    /// SIGHUP, until the handle is aborted.
+    ///
+    /// The SIGHUP handler is installed before this returns: a process that reports itself
+    /// ready after spawning its reloader can take a hangup at once, where the default action
+    /// would have killed it.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        let hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(signal) => Some(signal),
             Err(err) => {
                 tracing::warn!(target: "zt_reload", error = %err, "no SIGHUP handler; polling only");
                 None
             }
         };
+        tokio::spawn(self.run(hangup))
+    }
+
+    async fn run(mut self, mut hangup: Option<tokio::signal::unix::Signal>) {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -139,7 +149,12 @@ impl Reloader {
             if !forced && now == self.watched[index].seen {
                 continue;
             }
-            let settled = self.settle(index, now).await;
+            // A hangup is the operator saying the files are in place: read them now.
+            let settled = if forced {
+                now
+            } else {
+                self.settle(index, now).await
+            };
             let watched = &mut self.watched[index];
             let changed: Vec<&PathBuf> = watched
                 .files

@@ -32,7 +32,6 @@ async fn run(config: Config) -> anyhow::Result<bool> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(address = %listener.local_addr()?, "listening (mTLS only)");
     server.run(listener, shutdown_signal()).await?;
     Ok(true)
 }

@@ -182,7 +182,7 @@ impl Server {
     ) -> Result<(), Error> {
         let limits = &self.config.limits;
         // Both helpers stop when `run` returns (their handles abort on drop).
-        let _reloader = AbortOnDrop(tokio::spawn(self.reloader().run()));
+        let _reloader = AbortOnDrop(self.reloader().spawn());
         let _metrics = match self.config.metrics_listen {
             Some(address) => {
                 let listener = TcpListener::bind(address)
@@ -198,6 +198,11 @@ impl Server {
         };
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<LedgerServer<LedgerService>>().await;
+        // Said only now, with the reloader (and its SIGHUP handler) in place: whoever waits
+        // for this line may send a hangup at once.
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "listening (mTLS only)");
+        }
 
         let incoming = zt_tls::accept(
             listener,

@@ -93,7 +93,7 @@ async fn run(config: Config) -> anyhow::Result<bool> {
                 // A long-running client: pick up renewed certificates, and show it in metrics.
                 let metrics = zt_telemetry::Metrics::new();
                 let reloader = Reloader::new(config.reload_interval, metrics.clone());
-                tokio::spawn(ledger.watch(reloader, "tls").run());
+                ledger.watch(reloader, "tls").spawn();
                 if let Some(address) = config.metrics_listen {
                     let listener = tokio::net::TcpListener::bind(address)
                         .await

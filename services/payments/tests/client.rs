@@ -226,7 +226,7 @@ async fn payments_rotates_its_certificate_under_load_without_a_failed_rpc() {
     let config = client_config(ledger.addr, &payments, &pki.ca_cert(), &[]);
     let client = Arc::new(Ledger::connect(&config, &payments.cert, &payments.key).unwrap());
     let reloader = zt_reload::Reloader::new(Duration::from_millis(100), Default::default());
-    let reloader = tokio::spawn(client.watch(reloader, "tls").run());
+    let reloader = client.watch(reloader, "tls").spawn();
 
     let (stop, ok, failed) = (
         Arc::new(AtomicBool::new(false)),

@@ -77,7 +77,7 @@ pub(crate) async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool)
     panic!("not within 10 s: {what}");
 }
 
-/// Reads the child's log until it says where it listens.
+/// Reads the child's log until it says where it listens (for RPCs, not metrics).
 pub(crate) fn bound_address(
     child: &mut std::process::Child,
 ) -> (
@@ -91,7 +91,11 @@ pub(crate) fn bound_address(
             stderr.read_line(&mut line).unwrap() > 0,
             "ledger exited early"
         );
-        if let Some(at) = line.find("address=") {
+        if let Some(at) = line
+            .contains("listening")
+            .then(|| line.find("address="))
+            .flatten()
+        {
             return (
                 line[at + "address=".len()..].trim().parse().unwrap(),
                 stderr,
