@@ -7,6 +7,7 @@
 //! - [`mtls_channel`]: the production client path (SPIFFE-pinned server verification).
 //! - [`raw_channel`]: a client that presents whatever certificate it is given, or none, to
 //!   probe what the server refuses.
+//! - [`Logs`]: what the code under test logs, captured for assertions.
 //!
 //! Failures here are test-setup bugs, so this crate panics freely.
 #![allow(
@@ -216,9 +217,31 @@ pub async fn server_serial(addr: SocketAddr, client: &Identity, ca: &Path) -> St
 /// Replaces `target` with `contents` the way deployment tools do: written beside it, then
 /// renamed over it in one step.
 pub fn atomic_write(target: &Path, contents: impl AsRef<[u8]>) {
-    let temp = target.with_extension("swap-tmp");
+    let mut temp = target.as_os_str().to_owned();
+    temp.push(".swap-tmp");
     std::fs::write(&temp, contents).unwrap();
     std::fs::rename(&temp, target).unwrap();
+}
+
+/// Publishes `files` (name, contents) in `dir` the way the kubelet updates a mounted
+/// ConfigMap or Secret: a new `dir/..VERSION` directory holds them, a new symlink to it is
+/// renamed over `dir/..data`, and each `dir/NAME -> ..data/NAME` stays as it is (it is made
+/// the first time). A reader following the path sees the old set or the new, never a mix.
+pub fn kubelet_swap(dir: &Path, version: &str, files: &[(&str, &[u8])]) {
+    let data = format!("..{version}");
+    std::fs::create_dir_all(dir.join(&data)).unwrap();
+    for (name, contents) in files {
+        std::fs::write(dir.join(&data).join(name), contents).unwrap();
+    }
+    let link = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(&data, &link).unwrap();
+    std::fs::rename(&link, dir.join("..data")).unwrap();
+    for (name, _) in files {
+        let path = dir.join(name);
+        if std::fs::symlink_metadata(&path).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(name), &path).unwrap();
+        }
+    }
 }
 
 /// Scrapes `GET /metrics` from `addr` with a bare HTTP/1.1 request and returns the body.
@@ -232,4 +255,41 @@ pub async fn scrape(addr: SocketAddr) -> String {
     tcp.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response
+}
+
+/// Everything logged at `info` and above, captured for assertions on log lines. A test
+/// installs it as the process's global subscriber, which works because nextest runs each test
+/// in its own process.
+#[derive(Debug, Clone, Default)]
+pub struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Installs the capture as the global subscriber. Panics if one is already installed.
+    pub fn capture() -> Self {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber per test");
+        logs
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
