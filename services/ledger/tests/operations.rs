@@ -15,8 +15,8 @@ use tonic::Code;
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
 use zt_testkit::{
-    TestPki, atomic_write, config_channel, mtls_channel, mtls_config, probe, raw_channel,
-    server_serial, svid_params,
+    TestPki, atomic_write, config_channel, kubelet_swap, mtls_channel, mtls_config, probe,
+    raw_channel, server_serial, svid_params,
 };
 use zt_tls::Probe;
 
@@ -29,15 +29,43 @@ fn balance() -> pb::GetBalanceRequest {
 }
 
 /// The server's certificate is replaced (atomic rename) while a client keeps calling on an
-/// open connection: not one RPC fails, and new handshakes see the new certificate.
+/// open connection and reads a server stream opened before the swap: not one RPC fails, the
+/// stream runs to its end, and new handshakes see the new certificate.
 #[tokio::test]
 async fn server_certificate_rotates_under_load_without_a_failed_rpc() {
+    const RECORDS: usize = 50;
     let p = pki();
     let ca = p.pki.ca_cert();
     let mut cfg = config(&p.ledger, &ca);
     cfg.reload_interval = FAST_RELOAD;
     let (server, _) = start_with(cfg).await;
     let before = server_serial(server.addr, &p.payments, &ca).await;
+
+    // A 1 KiB receive window: the server can send only a few records ahead of the reader, so
+    // the stream is still being sent when the certificate changes.
+    let narrow = tonic::transport::Endpoint::from_shared(format!(
+        "https://localhost:{}",
+        server.addr.port()
+    ))
+    .unwrap()
+    .initial_stream_window_size(1024)
+    .connect_with_connector_lazy(zt_tls::MtlsConnector::new(
+        mtls_config(&p.payments, &ca, LEDGER_ID),
+        Duration::from_secs(5),
+    ));
+    let mut streaming = LedgerClient::new(narrow);
+    for n in 0..RECORDS {
+        streaming.transfer(transfer(&n.to_string())).await.unwrap();
+    }
+    let mut records = streaming
+        .list_transfers(pb::ListTransfersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        records.message().await.unwrap().is_some(),
+        "the stream has begun"
+    );
 
     let load = {
         let channel = mtls_channel(server.addr, &p.payments, &ca, LEDGER_ID);
@@ -64,7 +92,86 @@ async fn server_certificate_rotates_under_load_without_a_failed_rpc() {
     )
     .await;
     assert_eq!(load.await.unwrap(), 0, "RPCs failed during the rotation");
-    assert_eq!(server.service.handled(), 300);
+    let mut rest = 0;
+    while records
+        .message()
+        .await
+        .expect("the stream outlives the rotation")
+        .is_some()
+    {
+        rest += 1;
+    }
+    assert_eq!(rest, RECORDS - 1, "every record arrived");
+    assert_eq!(server.service.handled(), RECORDS as u64 + 1 + 300);
+}
+
+/// A policy is published the way Kubernetes updates a mounted ConfigMap (a `..data` symlink
+/// swap): the next RPC on an already open connection is decided by it. Then a broken policy
+/// is published: the ledger keeps deciding by the last good one, and counts the failure.
+#[tokio::test]
+async fn a_policy_swapped_like_a_configmap_decides_the_next_rpc_and_a_broken_one_changes_nothing() {
+    let p = pki();
+    let ca = p.pki.ca_cert();
+    let mounted = p.pki.dir().join("policy");
+    let shipped = std::fs::read(common::demo_policy()).unwrap();
+    kubelet_swap(&mounted, "1", &[("ledger-policy.json", &shipped)]);
+    let mut cfg = config(&p.ledger, &ca);
+    cfg.policy = mounted.join("ledger-policy.json");
+    cfg.reload_interval = FAST_RELOAD;
+    let (server, metrics) = start_with(cfg.clone()).await;
+
+    let mut auditor = LedgerClient::new(mtls_channel(server.addr, &p.auditor, &ca, LEDGER_ID));
+    let mut payments = LedgerClient::new(mtls_channel(server.addr, &p.payments, &ca, LEDGER_ID));
+    auditor
+        .get_balance(balance())
+        .await
+        .expect("the auditor may read");
+
+    // The auditor's read access is withdrawn.
+    let mut policy: serde_json::Value = serde_json::from_slice(&shipped).unwrap();
+    policy["allow_rules"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|rule| rule["name"] != "auditor-read-only");
+    let withdrawn = serde_json::to_vec(&policy).unwrap();
+    kubelet_swap(&mounted, "2", &[("ledger-policy.json", &withdrawn)]);
+    eventually("the new policy decides", async || {
+        auditor
+            .get_balance(balance())
+            .await
+            .is_err_and(|status| status.code() == Code::PermissionDenied)
+    })
+    .await;
+    let handled = server.service.handled();
+
+    kubelet_swap(
+        &mounted,
+        "3",
+        &[("ledger-policy.json", b"{\"name\": \"ledger\", ")],
+    );
+    let failed = format!(
+        "zt_reloads_total{{file=\"{}\",result=\"error\"}} 1",
+        cfg.policy.display()
+    );
+    eventually("the broken policy is counted", async || {
+        metrics.encode().contains(&failed)
+    })
+    .await;
+    let status = auditor.get_balance(balance()).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "still the last good policy"
+    );
+    assert_eq!(
+        server.service.handled(),
+        handled,
+        "no handler ran for a denied call"
+    );
+    payments
+        .get_balance(balance())
+        .await
+        .expect("payments is still allowed");
 }
 
 /// A broken file at reload changes nothing: the ledger keeps serving with the last good

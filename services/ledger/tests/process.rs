@@ -1,5 +1,5 @@
 //! The `ledger` binary as an operator meets it: bad configuration fails fast with one clear
-//! line, and SIGTERM drains in-flight RPCs and exits 0.
+//! line, SIGHUP reloads, and SIGTERM drains in-flight RPCs and exits 0.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,10 +12,10 @@ use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{LEDGER_ID, bound_address, demo_policy, ledger_binary, pki};
+use common::{LEDGER_ID, bound_address, demo_policy, eventually, ledger_binary, pki};
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
-use zt_testkit::{mtls_channel, svid_params};
+use zt_testkit::{atomic_write, mtls_channel, server_serial, svid_params};
 
 /// Waits for the child to exit (killing it after `limit`) and returns its status and stderr.
 fn finish(mut child: Child, limit: Duration) -> (std::process::ExitStatus, String) {
@@ -34,6 +34,69 @@ fn finish(mut child: Child, limit: Duration) -> (std::process::ExitStatus, Strin
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// SIGHUP makes the binary read its files again at once. Polling is hourly here, so only the
+/// signal can explain the renewed certificate new handshakes see; and the signal, whose default
+/// action is to terminate, does not kill the process even when sent the moment it reports
+/// that it listens.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_at_once_and_does_not_kill() {
+    let p = pki();
+    let ca = p.pki.ca_cert();
+    let mut child = ledger_binary(&p.ledger.cert, &p.ledger.key, &ca, demo_policy())
+        .args(["--reload-interval", "1h"])
+        .spawn()
+        .unwrap();
+    let (addr, stderr) = bound_address(&mut child);
+    let hangup = || {
+        let sent = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    hangup();
+    let log = std::thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());
+    let before = server_serial(addr, &p.payments, &ca).await;
+
+    let renewed = p.pki.issue("ledger-renewed", LEDGER_ID, &["localhost"]);
+    atomic_write(&p.ledger.key, std::fs::read(&renewed.key).unwrap());
+    atomic_write(&p.ledger.cert, std::fs::read(&renewed.cert).unwrap());
+    hangup();
+    eventually(
+        "new handshakes present the renewed certificate",
+        async || server_serial(addr, &p.payments, &ca).await != before,
+    )
+    .await;
+    let mut client = LedgerClient::new(mtls_channel(addr, &p.payments, &ca, LEDGER_ID));
+    client
+        .get_balance(pb::GetBalanceRequest {
+            account_id: "alice".into(),
+        })
+        .await
+        .expect("serving with the renewed certificate");
+    drop(client);
+
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP did not stop the ledger"
+    );
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let (status, _) = tokio::task::spawn_blocking(move || finish(child, Duration::from_secs(15)))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let log = log.join().unwrap();
+    let hangups = log
+        .iter()
+        .filter(|l| l.contains("SIGHUP: reloading everything"))
+        .count();
+    assert_eq!(hangups, 2, "{log:#?}");
 }
 
 /// A59 audit lines on stdout (per the policy's condition), shadow decisions counted but not
