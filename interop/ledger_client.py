@@ -104,18 +104,19 @@ def name(common_name):
     )
 
 
-def foreign_keystore(spiffe_id):
+def foreign_keystore(spiffe_id, real_ca_pem):
     """A CA and a leaf made with `cryptography` alone; the CA copies the real CA's name.
 
     Both follow the X509-SVID profile as zt-ca does (P-256, one URI SAN, KeyUsage critical,
     cA=false on the leaf), so the only thing wrong is who signed it.
     """
     now = datetime.datetime.now(datetime.UTC)
+    copied = x509.load_pem_x509_certificate(real_ca_pem).subject
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(name("zt.example root CA"))
-        .issuer_name(name("zt.example root CA"))
+        .subject_name(copied)
+        .issuer_name(copied)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -220,7 +221,7 @@ def main():
     # foreign-ca: whichever alert rustls picks (the CA copies the real CA's name, so the
     # issuer is found by name and the signature fails: decrypt_error), it must be a
     # certificate-rejection alert, not a timeout or some unrelated failure.
-    cert, key = foreign_keystore("spiffe://zt.example/ns/prod/sa/payments")
+    cert, key = foreign_keystore("spiffe://zt.example/ns/prod/sa/payments", ca)
     code, details, alerts = refused(args.target, ca, cert, key, balance_request)
     rejection = {"TLSV1_ALERT_DECRYPT_ERROR", "TLSV1_ALERT_UNKNOWN_CA", "TLSV1_ALERT_BAD_CERTIFICATE"}
     report(

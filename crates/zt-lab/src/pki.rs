@@ -34,7 +34,7 @@ pub fn write_lab(out: &Path, lifetime: Duration) -> Result<(), PkiError> {
     let partner_domain = TrustDomain::new(PARTNER_DOMAIN)?;
     let ca = Ca::generate(&domain, zt_pki::DEFAULT_CA_LIFETIME)?;
     let partner = Ca::generate(&partner_domain, zt_pki::DEFAULT_CA_LIFETIME)?;
-    let rogue = Ca::generate(&domain, zt_pki::DEFAULT_CA_LIFETIME)?;
+    let rogue = Ca::generate_named(&domain, zt_pki::DEFAULT_CA_LIFETIME, ca.common_name())?;
     let federated_bundle = format!("{}{}", ca.cert_pem(), partner.cert_pem());
 
     let mut files = Bundle::new();

@@ -24,6 +24,7 @@ pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
     cert_pem: String,
+    common_name: String,
     trust_domain: Option<TrustDomain>,
     not_after: OffsetDateTime,
 }
@@ -80,12 +81,41 @@ impl std::fmt::Debug for IssuedLeaf {
 }
 
 impl Ca {
-    /// Creates a new self-signed CA for `trust_domain` with an ECDSA P-256 key.
+    /// Creates a new self-signed CA for `trust_domain` with an ECDSA P-256 key, named
+    /// `TRUST_DOMAIN root CA DATE SERIAL-PREFIX`.
+    ///
+    /// Each CA gets a name of its own: during a CA rotation two CAs of one trust domain are
+    /// trusted at once, and CRLs (and path building) find their CA by name.
     pub fn generate(trust_domain: &TrustDomain, lifetime: Duration) -> Result<Self, PkiError> {
+        let serial = random_serial();
+        let name = format!(
+            "{trust_domain} root CA {} {}",
+            OffsetDateTime::now_utc().date(),
+            hex_prefix(serial.as_ref(), 3)
+        );
+        Self::generate_with(trust_domain, lifetime, &name, serial)
+    }
+
+    /// Like [`Self::generate`], with the subject's common name chosen by the caller: an
+    /// operator's naming scheme, or a lab's forged CA copying a real one's name.
+    pub fn generate_named(
+        trust_domain: &TrustDomain,
+        lifetime: Duration,
+        common_name: &str,
+    ) -> Result<Self, PkiError> {
+        Self::generate_with(trust_domain, lifetime, common_name, random_serial())
+    }
+
+    fn generate_with(
+        trust_domain: &TrustDomain,
+        lifetime: Duration,
+        common_name: &str,
+        serial: SerialNumber,
+    ) -> Result<Self, PkiError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let now = OffsetDateTime::now_utc();
         let mut params = CertificateParams::default();
-        params.distinguished_name = distinguished_name(&format!("{trust_domain} root CA"));
+        params.distinguished_name = distinguished_name(common_name);
         // A signing certificate may carry its trust domain's ID (no path); `issue` reads it back
         // to refuse IDs of other domains.
         params.subject_alt_names =
@@ -99,10 +129,11 @@ impl Ca {
         ];
         params.not_before = now - CLOCK_SKEW;
         params.not_after = now + lifetime;
-        params.serial_number = Some(random_serial());
+        params.serial_number = Some(serial);
         let cert = params.self_signed(&key)?;
         Ok(Self {
             cert_pem: cert.pem(),
+            common_name: common_name.to_owned(),
             not_after: params.not_after,
             trust_domain: Some(trust_domain.clone()),
             issuer: Issuer::new(params, key),
@@ -148,14 +179,26 @@ impl Ca {
                 })
             });
         let not_after = cert.validity().not_after.to_datetime();
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .find_map(|cn| cn.as_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let issuer = Issuer::from_ca_cert_der(&der, key)
             .map_err(|e| bad(cert_origin, format!("cannot sign with it: {e}")))?;
         Ok(Self {
             issuer,
             cert_pem: cert_pem.to_owned(),
+            common_name,
             trust_domain,
             not_after,
         })
+    }
+
+    /// The common name of the CA's subject, which its certificates and CRLs name as issuer.
+    pub fn common_name(&self) -> &str {
+        &self.common_name
     }
 
     /// The CA certificate, PEM: what services put in their truststore.
@@ -257,6 +300,14 @@ fn distinguished_name(common_name: &str) -> DistinguishedName {
     dn.push(DnType::OrganizationName, "zt-grpc");
     dn.push(DnType::CommonName, common_name);
     dn
+}
+
+/// The first `bytes` bytes of `data` in lowercase hex.
+fn hex_prefix(data: &[u8], bytes: usize) -> String {
+    data.iter()
+        .take(bytes)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// 159 random bits: unique per certificate and, with the top bit clear, a positive INTEGER.

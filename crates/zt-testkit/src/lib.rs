@@ -50,13 +50,24 @@ impl TestPki {
     /// A fresh CA for `trust_domain`, its certificate written to `ca.pem`.
     pub fn new(trust_domain: &str) -> Self {
         let domain = TrustDomain::new(trust_domain).unwrap();
-        let ca = Ca::generate(&domain, Duration::from_secs(24 * 3600)).unwrap();
+        Self::with_ca(Ca::generate(&domain, Duration::from_secs(24 * 3600)).unwrap())
+    }
+
+    fn with_ca(ca: Ca) -> Self {
         let pki = Self {
             dir: tempfile::tempdir().unwrap(),
             ca,
         };
         pki.write("ca.pem", pki.ca.cert_pem());
         pki
+    }
+
+    /// A forger's PKI: a new CA with this one's trust domain and name but its own key, which
+    /// is what certificate spoofing looks like to a server.
+    pub fn impersonating(&self) -> Self {
+        let domain = self.ca.trust_domain().unwrap().clone();
+        let lifetime = Duration::from_secs(24 * 3600);
+        Self::with_ca(Ca::generate_named(&domain, lifetime, self.ca.common_name()).unwrap())
     }
 
     /// The directory holding the files.

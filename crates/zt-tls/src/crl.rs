@@ -33,8 +33,11 @@ impl Crls {
 
     /// Loads CRLs (PEM `X509 CRL` blocks, or one DER CRL per file) from `paths`.
     ///
-    /// Each must be signed by a CA of `truststore`: a CRL nobody trusted issued is a
-    /// configuration error, not something to half-apply. An overdue CRL (past its
+    /// A CRL issued in the name of a trusted CA must verify with that CA's key, or the load
+    /// fails: a list that cannot be authenticated is not something to half-apply. A CRL of a
+    /// CA the truststore does not hold is skipped with a warning, since it can revoke nothing
+    /// this server accepts; that is the old CA's CRL once a CA rotation has dropped the old
+    /// CA, and refusing it would block the rotation's last step. An overdue CRL (past its
     /// `nextUpdate`) is still applied, with a warning: revocations never expire.
     pub fn load(paths: &[PathBuf], truststore: &Truststore) -> Result<Self, TlsError> {
         let mut crls = Self::none();
@@ -48,7 +51,16 @@ impl Crls {
                 let (_, crl) = CertificateRevocationList::from_der(&der)
                     .map_err(|e| bad(format!("malformed CRL: {e}")))?;
                 let issuer = zt_identity::rfc4514(crl.issuer());
-                verify_issuer(&crl, &issuer, truststore).map_err(bad)?;
+                if !verify_issuer(&crl, &issuer, truststore).map_err(bad)? {
+                    tracing::warn!(
+                        target: "zt_reload",
+                        file = %path.display(),
+                        issuer,
+                        "CRL of a CA the truststore does not hold: it can revoke nothing \
+                         accepted here; skipped"
+                    );
+                    continue;
+                }
                 if let Some(next) = crl.next_update()
                     && next.timestamp() < crate::store::unix_now()
                 {
@@ -88,26 +100,39 @@ impl Crls {
     }
 }
 
+/// Whether the CRL comes from a trusted CA (`false`: no trusted CA has its issuer's name), or
+/// why it cannot be used.
 fn verify_issuer(
     crl: &CertificateRevocationList<'_>,
     issuer: &str,
     truststore: &Truststore,
-) -> Result<(), String> {
-    let mut named = false;
-    for ca in truststore.cas().iter().filter(|ca| ca.subject == issuer) {
-        named = true;
-        let Ok((_, cert)) = X509Certificate::from_der(&ca.der) else {
-            continue;
-        };
-        if crl.verify_signature(cert.public_key()).is_ok() {
-            return Ok(());
+) -> Result<bool, String> {
+    let named: Vec<&crate::store::TrustedCa> = truststore
+        .cas()
+        .iter()
+        .filter(|ca| ca.subject == issuer)
+        .collect();
+    match named.as_slice() {
+        [] => Ok(false),
+        [ca] => {
+            let verified = X509Certificate::from_der(&ca.der)
+                .is_ok_and(|(_, cert)| crl.verify_signature(cert.public_key()).is_ok());
+            if verified {
+                Ok(true)
+            } else {
+                Err(format!(
+                    "signature does not verify with the trusted CA {issuer}"
+                ))
+            }
         }
+        // webpki picks a CRL by its issuer's name alone: with two CAs of one name, the CRL of
+        // one would be checked against certificates of the other, and fail them.
+        several => Err(format!(
+            "{} trusted CAs are named {issuer}, so a CRL cannot say which one it is for; \
+             give each CA a subject of its own",
+            several.len()
+        )),
     }
-    Err(if named {
-        format!("signature does not verify with the trusted CA {issuer}")
-    } else {
-        format!("issued by {issuer}, which is not a CA in the truststore")
-    })
 }
 
 fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {

@@ -199,7 +199,7 @@ async fn hostile_peers_are_refused_at_the_handshake_and_no_handler_runs() {
 
     // A rogue CA that copies our CA's name: webpki finds our CA by name and the signature
     // check fails. And an unrelated CA, whose issuer nobody here knows.
-    let rogue = TestPki::new(TD);
+    let rogue = p.pki.impersonating();
     let rogue_payments = rogue.issue("rogue-payments", PAYMENTS_ID, &[]);
     let foreign = TestPki::new("other.example");
     let foreign_payments = foreign.issue_params("foreign-payments", svid_params(&[PAYMENTS_ID]));

@@ -250,7 +250,7 @@ async fn ca_rotation_in_three_steps() {
     assert_eq!(state(&p.payments).await, Probe::Accepted, "step 1: old");
     assert_eq!(
         state(&next_payments).await,
-        Probe::Refused(rustls::AlertDescription::DecryptError),
+        Probe::Refused(rustls::AlertDescription::UnknownCA),
         "step 1: the new CA is not trusted yet"
     );
 
@@ -267,7 +267,7 @@ async fn ca_rotation_in_three_steps() {
 
     atomic_write(&bundle, std::fs::read(next.ca_cert()).unwrap());
     eventually("step 3: new only", async || {
-        state(&p.payments).await != Probe::Accepted
+        state(&p.payments).await == Probe::Refused(rustls::AlertDescription::UnknownCA)
     })
     .await;
     assert_eq!(
@@ -287,6 +287,111 @@ async fn ca_rotation_in_three_steps() {
         0,
         "no RPC on the open connection failed ({calls} made)"
     );
+}
+
+/// CA rotation where each CA publishes a CRL (`--crl` given twice): while both CAs are
+/// trusted, each CRL revokes what its own CA issued and nothing of the other's; once the old
+/// CA leaves the bundle, its CRL (still configured) can revoke nothing the ledger accepts, so
+/// the reload goes through instead of failing on it.
+#[tokio::test]
+async fn ca_rotation_with_a_crl_from_each_ca() {
+    let p = pki();
+    let old_ca = p.pki.ca_cert();
+    let next = TestPki::new(TD);
+    let next_payments = next.issue("payments-next-ca", PAYMENTS_ID, &[]);
+    let next_stolen = next.issue("payments-stolen", PAYMENTS_ID, &[]);
+    let stolen_serial = zt_pki::leaf_serial(
+        &std::fs::read_to_string(&next_stolen.cert).unwrap(),
+        &next_stolen.cert,
+    )
+    .unwrap();
+    let crl = |ca: &TestPki, revoked: Vec<zt_pki::Revocation>| {
+        ca.ca()
+            .sign_crl(&revoked, 1, Duration::from_secs(3600))
+            .unwrap()
+    };
+    let old_crl = p.pki.write("old.crl", crl(&p.pki, vec![]));
+    let next_crl = p.pki.write(
+        "next.crl",
+        crl(
+            &next,
+            vec![zt_pki::Revocation::from_hex(&stolen_serial, true).unwrap()],
+        ),
+    );
+    let both = [
+        std::fs::read(&old_ca).unwrap(),
+        std::fs::read(next.ca_cert()).unwrap(),
+    ]
+    .concat();
+    let bundle = p.pki.write("trust-bundle.pem", &both);
+    let mut cfg = config(&p.ledger, &bundle);
+    cfg.crls = vec![old_crl, next_crl];
+    cfg.reload_interval = FAST_RELOAD;
+    let (server, metrics) = start_with(cfg).await;
+    let state = async |who| probe(server.addr, Some(who), &old_ca).await;
+    let revoked = Probe::Refused(rustls::AlertDescription::CertificateRevoked);
+
+    assert_eq!(
+        state(&p.payments).await,
+        Probe::Accepted,
+        "old + new: old CA"
+    );
+    assert_eq!(
+        state(&next_payments).await,
+        Probe::Accepted,
+        "old + new: new CA"
+    );
+    assert_eq!(
+        state(&next_stolen).await,
+        revoked,
+        "old + new: new CA's CRL"
+    );
+
+    atomic_write(&bundle, std::fs::read(next.ca_cert()).unwrap());
+    eventually("new only: the old CA is no longer trusted", async || {
+        state(&p.payments).await == Probe::Refused(rustls::AlertDescription::UnknownCA)
+    })
+    .await;
+    assert_eq!(
+        state(&next_payments).await,
+        Probe::Accepted,
+        "new only: new CA"
+    );
+    assert_eq!(state(&next_stolen).await, revoked, "new only: new CA's CRL");
+    let text = metrics.encode();
+    assert!(
+        !text.contains("result=\"error\""),
+        "no reload failed:\n{text}"
+    );
+}
+
+/// Two trusted CAs sharing one name, and a CRL: webpki finds a CRL's CA by name alone, so the
+/// list of one would be checked against the other's certificates. The ledger refuses to start,
+/// naming the file and the reason.
+#[test]
+fn a_crl_with_two_trusted_cas_of_its_name_is_refused() {
+    let p = pki();
+    let forged = p.pki.impersonating();
+    let bundle = p.pki.write(
+        "same-name-bundle.pem",
+        [
+            std::fs::read(p.pki.ca_cert()).unwrap(),
+            std::fs::read(forged.ca_cert()).unwrap(),
+        ]
+        .concat(),
+    );
+    let crl = p.pki.write(
+        "ca.crl",
+        p.pki
+            .ca()
+            .sign_crl(&[], 1, Duration::from_secs(3600))
+            .unwrap(),
+    );
+    let mut cfg = config(&p.ledger, &bundle);
+    cfg.crls = vec![crl.clone()];
+    let error = ledger::Server::load(cfg).unwrap_err().to_string();
+    assert!(error.contains(&crl.display().to_string()), "{error}");
+    assert!(error.contains("2 trusted CAs are named"), "{error}");
 }
 
 /// A ledger with reloads every 100 ms and one CRL, `ca.crl` in the test PKI, empty for now.
