@@ -269,14 +269,24 @@ impl Ca {
 
     /// Whether this CA signed the certificate `der` (its signature verifies with our key).
     pub fn signed(&self, der: &[u8]) -> bool {
-        let ours = rustls_pki_types::pem::PemObject::from_pem_slice(self.cert_pem.as_bytes())
-            .map(|der: rustls_pki_types::CertificateDer<'static>| der);
-        let (Ok(ours), Ok((_, leaf))) = (ours, X509Certificate::from_der(der)) else {
+        let Ok((_, leaf)) = X509Certificate::from_der(der) else {
             return false;
         };
-        X509Certificate::from_der(&ours).is_ok_and(|(_, ca)| {
+        self.holds_for_own_certificate(|ca| {
             leaf.issuer() == ca.subject() && leaf.verify_signature(Some(ca.public_key())).is_ok()
         })
+    }
+
+    /// Whether `check` holds for this CA's own certificate.
+    pub(crate) fn holds_for_own_certificate(
+        &self,
+        check: impl FnOnce(&X509Certificate<'_>) -> bool,
+    ) -> bool {
+        rustls_pki_types::pem::PemObject::from_pem_slice(self.cert_pem.as_bytes()).is_ok_and(
+            |der: rustls_pki_types::CertificateDer<'static>| {
+                X509Certificate::from_der(&der).is_ok_and(|(_, ca)| check(&ca))
+            },
+        )
     }
 
     /// Signs arbitrary parameters with no profile checks and returns the certificate PEM.

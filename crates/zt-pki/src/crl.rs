@@ -71,37 +71,45 @@ pub struct CrlContent {
     pub revoked: Vec<Revocation>,
 }
 
-/// Reads a PEM CRL (`BEGIN X509 CRL`) back, to extend it. The signature is not checked here:
-/// the file is the CA operator's own, and services check it when they load it.
-pub fn read_crl(pem: &str, origin: &std::path::Path) -> Result<CrlContent, PkiError> {
-    let bad = |reason: String| PkiError::BadCrl {
-        path: origin.to_owned(),
-        reason,
-    };
-    let der: rustls_pki_types::CertificateRevocationListDer<'static> =
-        rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
-            .map_err(|e| bad(format!("no PEM CRL: {e}")))?;
-    let (_, crl) = CertificateRevocationList::from_der(&der)
-        .map_err(|e| bad(format!("malformed CRL: {e}")))?;
-    let number = crl
-        .crl_number()
-        .and_then(|n| u64::try_from(n.clone()).ok())
-        .unwrap_or(0);
-    let revoked = crl
-        .iter_revoked_certificates()
-        .map(|entry| Revocation {
-            serial: entry.serial().to_bytes_be(),
-            revoked_at: entry.revocation_date.to_datetime(),
-            key_compromise: matches!(
-                entry.reason_code(),
-                Some((_, code)) if code.0 == 1
-            ),
-        })
-        .collect();
-    Ok(CrlContent { number, revoked })
-}
-
 impl Ca {
+    /// Reads back a PEM CRL (`BEGIN X509 CRL`) this CA signed, to extend it. A list signed by
+    /// another CA is refused: re-signing it would make this CA vouch for another's
+    /// revocations, and means `--crl` names the wrong file.
+    pub fn read_crl(&self, pem: &str, origin: &std::path::Path) -> Result<CrlContent, PkiError> {
+        let bad = |reason: String| PkiError::BadCrl {
+            path: origin.to_owned(),
+            reason,
+        };
+        let der: rustls_pki_types::CertificateRevocationListDer<'static> =
+            rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+                .map_err(|e| bad(format!("no PEM CRL: {e}")))?;
+        let (_, crl) = CertificateRevocationList::from_der(&der)
+            .map_err(|e| bad(format!("malformed CRL: {e}")))?;
+        if !self.holds_for_own_certificate(|ca| crl.verify_signature(ca.public_key()).is_ok()) {
+            return Err(bad(format!(
+                "signed by {}, not by this CA ({})",
+                zt_identity::rfc4514(crl.issuer()),
+                self.common_name()
+            )));
+        }
+        let number = crl
+            .crl_number()
+            .and_then(|n| u64::try_from(n.clone()).ok())
+            .unwrap_or(0);
+        let revoked = crl
+            .iter_revoked_certificates()
+            .map(|entry| Revocation {
+                serial: entry.serial().to_bytes_be(),
+                revoked_at: entry.revocation_date.to_datetime(),
+                key_compromise: matches!(
+                    entry.reason_code(),
+                    Some((_, code)) if code.0 == 1
+                ),
+            })
+            .collect();
+        Ok(CrlContent { number, revoked })
+    }
+
     /// Signs a CRL listing `revoked`, numbered `number`, current for `validity`.
     pub fn sign_crl(
         &self,

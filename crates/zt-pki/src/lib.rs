@@ -22,7 +22,7 @@ mod inspect;
 mod renew;
 
 pub use ca::{CLOCK_SKEW, Ca, DEFAULT_CA_LIFETIME, DEFAULT_LEAF_LIFETIME, IssuedLeaf, LeafRequest};
-pub use crl::{CrlContent, DEFAULT_CRL_VALIDITY, Revocation, read_crl};
+pub use crl::{CrlContent, DEFAULT_CRL_VALIDITY, Revocation};
 pub use error::PkiError;
 pub use inspect::{describe_pem, leaf_serial};
 pub use renew::{Installed, Keystore, Renewal};

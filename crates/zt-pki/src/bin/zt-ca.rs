@@ -190,7 +190,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let ca = load_ca(&ca, &ca_key)?;
             let mut content = match std::fs::read_to_string(&crl) {
-                Ok(pem) => zt_pki::read_crl(&pem, &crl)?,
+                Ok(pem) => ca.read_crl(&pem, &crl)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => zt_pki::CrlContent::default(),
                 Err(e) => return Err(anyhow::anyhow!("{}: {e}", crl.display())),
             };
