@@ -313,6 +313,88 @@ async fn payments_rotates_its_certificate_under_load_without_a_failed_rpc() {
     );
 }
 
+/// CA rotation seen from the client: payments' trust bundle goes old -> old + new -> new while
+/// the ledger moves to a certificate from the new CA. Each bundle reload makes payments'
+/// next RPC open a new connection, so every step is a real handshake against the bundle of
+/// that step, and none fails; a client still trusting only the old CA is refused by then.
+#[tokio::test]
+async fn payments_follows_a_ca_rotation_of_its_trust_bundle() {
+    use zt_testkit::{atomic_write, server_serial};
+
+    let old = TestPki::new("zt.example");
+    let next = TestPki::new("zt.example");
+    let (old_ca, next_ca) = (
+        std::fs::read(old.ca_cert()).unwrap(),
+        std::fs::read(next.ca_cert()).unwrap(),
+    );
+    let server = old.issue("ledger", LEDGER_ID, &["localhost"]);
+    let payments = old.issue("payments", PAYMENTS_ID, &[]);
+    // The ledger's own bundle holds both CAs throughout: this test rotates the client's.
+    let server_bundle = old.write("server-bundle.pem", [&old_ca[..], &next_ca].concat());
+    let mut config =
+        ledger::Config::with_files(&server.cert, &server.key, &server_bundle, Path::new(POLICY));
+    config.reload_interval = Duration::from_millis(100);
+    let ledger = ledger::Server::load(config)
+        .unwrap()
+        .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .unwrap();
+
+    let bundle = old.write("client-bundle.pem", &old_ca);
+    let config = client_config(ledger.addr, &payments, &bundle, &[]);
+    let client = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
+    let metrics = zt_telemetry::Metrics::new();
+    let mut reloader = client.watch(
+        zt_reload::Reloader::new(Duration::from_millis(50), metrics.clone()),
+        "tls",
+    );
+    client.balance("alice").await.expect("step 1: old");
+
+    atomic_write(&bundle, [&old_ca[..], &next_ca].concat());
+    assert_eq!(reloader.check(false).await, 1);
+    client.balance("alice").await.expect("step 2: old + new");
+
+    let renewed = next.issue("ledger-next", LEDGER_ID, &["localhost"]);
+    let before = server_serial(ledger.addr, &payments, &server_bundle).await;
+    atomic_write(&server.key, std::fs::read(&renewed.key).unwrap());
+    atomic_write(&server.cert, std::fs::read(&renewed.cert).unwrap());
+    for _ in 0..100 {
+        if server_serial(ledger.addr, &payments, &server_bundle).await != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    atomic_write(&bundle, &next_ca);
+    assert_eq!(reloader.check(false).await, 1);
+    assert_eq!(client.tls().generation(), 2);
+    client
+        .balance("alice")
+        .await
+        .expect("step 3: new, on a new connection to the ledger's new certificate");
+
+    let stale = old.write("stale-bundle.pem", &old_ca);
+    let stale = Ledger::connect(
+        &client_config(ledger.addr, &payments, &stale, &[]),
+        &payments.cert,
+        &payments.key,
+    )
+    .unwrap();
+    let refused = stale.balance("alice").await.unwrap_err().to_string();
+    assert!(
+        refused.contains("invalid peer certificate: UnknownIssuer"),
+        "{refused}"
+    );
+    assert_eq!(
+        ledger.service.handled(),
+        3,
+        "payments' three calls, not the stale one"
+    );
+    assert!(
+        !metrics.encode().contains("result=\"error\""),
+        "{}",
+        metrics.encode()
+    );
+}
+
 /// A broken key at reload leaves payments with its last good material (the reload fails,
 /// is counted against the file, and no new connection is made with it); a good pair later
 /// is picked up.
