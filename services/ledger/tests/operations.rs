@@ -11,6 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::{AUDITOR_ID, LEDGER_ID, PAYMENTS_ID, Pki, TD, config, eventually, pki, start_with};
+use rustls::pki_types::pem::PemObject as _;
 use tonic::Code;
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
@@ -38,7 +39,7 @@ async fn server_certificate_rotates_under_load_without_a_failed_rpc() {
     let ca = p.pki.ca_cert();
     let mut cfg = config(&p.ledger, &ca);
     cfg.reload_interval = FAST_RELOAD;
-    let (server, _) = start_with(cfg).await;
+    let (server, metrics) = start_with(cfg).await;
     let before = server_serial(server.addr, &p.payments, &ca).await;
 
     // A 1 KiB receive window: the server can send only a few records ahead of the reader, so
@@ -65,6 +66,11 @@ async fn server_certificate_rotates_under_load_without_a_failed_rpc() {
     assert!(
         records.message().await.unwrap().is_some(),
         "the stream has begun"
+    );
+    assert!(
+        metrics.encode().contains("zt_rpcs_in_flight 1"),
+        "a stream is in flight until its end:\n{}",
+        metrics.encode()
     );
 
     let load = {
@@ -103,6 +109,19 @@ async fn server_certificate_rotates_under_load_without_a_failed_rpc() {
     }
     assert_eq!(rest, RECORDS - 1, "every record arrived");
     assert_eq!(server.service.handled(), RECORDS as u64 + 1 + 300);
+    let not_after = zt_identity::inspect_leaf(
+        &rustls::pki_types::CertificateDer::from_pem_file(&renewed.cert).unwrap(),
+    )
+    .unwrap()
+    .not_after;
+    let expiry = format!(
+        "zt_certificate_expiry_timestamp_seconds{{kind=\"own\",subject=\"{LEDGER_ID}\"}} {not_after}"
+    );
+    assert!(
+        metrics.encode().contains(&expiry),
+        "the expiry metric follows the rotation: {expiry}\n{}",
+        metrics.encode()
+    );
 }
 
 /// A policy is published the way Kubernetes updates a mounted ConfigMap (a `..data` symlink
@@ -178,6 +197,7 @@ async fn a_policy_swapped_like_a_configmap_decides_the_next_rpc_and_a_broken_one
 /// material, says why, and counts the failure.
 #[tokio::test]
 async fn a_broken_certificate_at_reload_keeps_the_last_good_one() {
+    let logs = zt_testkit::Logs::capture();
     let p = pki();
     let ca = p.pki.ca_cert();
     let mut cfg = config(&p.ledger, &ca);
@@ -198,6 +218,17 @@ async fn a_broken_certificate_at_reload_keeps_the_last_good_one() {
     assert_eq!(server_serial(server.addr, &p.payments, &ca).await, before);
     let mut client = LedgerClient::new(mtls_channel(server.addr, &p.payments, &ca, LEDGER_ID));
     client.get_balance(balance()).await.expect("still serving");
+    let text = logs.text();
+    let failures: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("reload failed"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{text}");
+    assert!(
+        failures[0].contains("ERROR") && failures[0].contains(&p.ledger.cert.display().to_string()),
+        "one error line naming the file: {}",
+        failures[0]
+    );
 }
 
 /// CA rotation in three steps, each a reload of the server's trust bundle: old, old+new, new.

@@ -99,21 +99,110 @@ async fn sighup_reloads_at_once_and_does_not_kill() {
     assert_eq!(hangups, 2, "{log:#?}");
 }
 
-/// A59 audit lines on stdout (per the policy's condition), shadow decisions counted but not
-/// enforced, and the Prometheus endpoint, all from the binary as deployed.
-#[tokio::test]
-async fn audit_lines_shadow_decisions_and_metrics() {
-    let p = pki();
-    let policy = p.pki.write(
-        "audited-policy.json",
+/// The shipped policy with A59 `audit_logging_options`: `condition`, and `loggers` (JSON).
+fn audited_policy(p: &common::Pki, condition: &str, loggers: &str) -> std::path::PathBuf {
+    let options = format!(
+        r#"{{"audit_logging_options":{{"audit_condition":"{condition}","audit_loggers":{loggers}}},"#
+    );
+    p.pki.write(
+        &format!("policy-{condition}-{}.json", loggers.len()),
         std::fs::read_to_string(demo_policy())
             .unwrap()
-            .replacen(
-                '{',
-                r#"{"audit_logging_options":{"audit_condition":"ON_DENY_AND_ALLOW","audit_loggers":[{"stdout_logger":{}}]},"#,
-                1,
-            ),
-    );
+            .replacen('{', &options, 1),
+    )
+}
+
+/// Payments reads a balance (allowed) and the auditor tries a transfer (denied). Returns both
+/// clients, whose connections stay open while they live.
+async fn one_allowed_one_denied(
+    addr: std::net::SocketAddr,
+    p: &common::Pki,
+) -> [LedgerClient<tonic::transport::Channel>; 2] {
+    let ca = p.pki.ca_cert();
+    let mut payments = LedgerClient::new(mtls_channel(addr, &p.payments, &ca, LEDGER_ID));
+    payments
+        .get_balance(pb::GetBalanceRequest {
+            account_id: "alice".into(),
+        })
+        .await
+        .expect("payments may read");
+    let mut auditor = LedgerClient::new(mtls_channel(addr, &p.auditor, &ca, LEDGER_ID));
+    let denied = auditor
+        .transfer(pb::TransferRequest {
+            idempotency_key: "audit-1".into(),
+            from_account: "alice".into(),
+            to_account: "bob".into(),
+            amount_cents: 1,
+            memo: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    [payments, auditor]
+}
+
+/// Stops the ledger and returns the A59 audit lines it wrote on stdout, each checked to be JSON.
+fn audit_lines(mut child: Child) -> Vec<serde_json::Value> {
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["grpc_audit_log"].take()
+        })
+        .collect()
+}
+
+/// Each A59 audit condition writes the lines it names and no others, and an audit with no
+/// logger writes nothing. Each line carries the method, the principal, the policy, the rule
+/// and the outcome.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_audit_condition_writes_the_lines_it_names() {
+    let p = pki();
+    let stdout_logger = r#"[{"name":"stdout_logger"}]"#;
+    for (condition, loggers, expected) in [
+        ("NONE", stdout_logger, &[][..]),
+        ("ON_DENY", stdout_logger, &[false][..]),
+        ("ON_ALLOW", stdout_logger, &[true][..]),
+        ("ON_DENY_AND_ALLOW", stdout_logger, &[true, false][..]),
+        ("ON_DENY_AND_ALLOW", "[]", &[][..]),
+    ] {
+        let policy = audited_policy(&p, condition, loggers);
+        let mut child = ledger_binary(&p.ledger.cert, &p.ledger.key, &p.pki.ca_cert(), &policy)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (addr, _stderr) = bound_address(&mut child);
+        one_allowed_one_denied(addr, &p).await;
+        let audit = audit_lines(child);
+        let authorized: Vec<bool> = audit
+            .iter()
+            .map(|line| line["authorized"].as_bool().unwrap())
+            .collect();
+        assert_eq!(
+            authorized, expected,
+            "{condition} with {loggers}: {audit:?}"
+        );
+        for line in &audit {
+            let (method, principal, rule) = if line["authorized"] == true {
+                ("GetBalance", common::PAYMENTS_ID, "payments-full-access")
+            } else {
+                ("Transfer", common::AUDITOR_ID, "auditor-never-moves-money")
+            };
+            assert_eq!(line["rpc_method"], format!("/ledger.v1.Ledger/{method}"));
+            assert_eq!(line["principal"], principal);
+            assert_eq!(line["policy_name"], "ledger");
+            assert_eq!(line["matched_rule"], rule);
+        }
+    }
+}
+
+/// Shadow decisions logged and counted but not enforced, the Prometheus endpoint, and JSON
+/// diagnostic logs, all from the binary as deployed.
+#[tokio::test]
+async fn shadow_decisions_metrics_and_json_logs() {
+    let p = pki();
+    let policy = audited_policy(&p, "ON_DENY_AND_ALLOW", r#"[{"stdout_logger":{}}]"#);
     // The candidate policy would lock payments out of reads: tried in shadow, never enforced.
     let shadow = p.pki.write(
         "shadow-policy.json",
@@ -129,61 +218,99 @@ async fn audit_lines_shadow_decisions_and_metrics() {
             shadow.as_os_str(),
             "--metrics-listen".as_ref(),
             metrics_addr.to_string().as_ref(),
+            "--log-format".as_ref(),
+            "json".as_ref(),
         ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let (addr, _stderr) = bound_address(&mut child);
-
-    let ca = p.pki.ca_cert();
-    let mut payments = LedgerClient::new(mtls_channel(addr, &p.payments, &ca, LEDGER_ID));
-    payments
-        .get_balance(pb::GetBalanceRequest {
-            account_id: "alice".into(),
-        })
-        .await
-        .expect("the shadow policy's deny is not enforced");
-    let mut auditor = LedgerClient::new(mtls_channel(addr, &p.auditor, &ca, LEDGER_ID));
-    let denied = auditor
-        .transfer(pb::TransferRequest {
-            idempotency_key: "audit-1".into(),
-            from_account: "alice".into(),
-            to_account: "bob".into(),
-            amount_cents: 1,
-            memo: String::new(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    let (addr, stderr) = bound_address(&mut child);
+    let log = std::thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());
+    let _open = one_allowed_one_denied(addr, &p).await;
 
     let metrics = zt_testkit::scrape(metrics_addr).await;
+    let read = |path: &std::path::Path| {
+        use rustls::pki_types::{CertificateDer, pem::PemObject as _};
+        zt_identity::inspect_leaf(&CertificateDer::from_pem_file(path).unwrap()).unwrap()
+    };
+    let (ca, own) = (read(&p.pki.ca_cert()), read(&p.ledger.cert));
+    let (ca_subject, ca_not_after, own_not_after) = (ca.subject, ca.not_after, own.not_after);
     for series in [
-        r#"zt_authz_decisions_total{policy="ledger",rule="payments-full-access",decision="allow",mode="enforce",method="/ledger.v1.Ledger/GetBalance"} 1"#,
-        r#"zt_authz_decisions_total{policy="candidate",rule="<default deny>",decision="deny",mode="shadow",method="/ledger.v1.Ledger/GetBalance"} 1"#,
-        r#"zt_authz_decisions_total{policy="ledger",rule="auditor-never-moves-money",decision="deny",mode="enforce",method="/ledger.v1.Ledger/Transfer"} 1"#,
-        r#"zt_certificate_expiry_timestamp_seconds{kind="own",subject="spiffe://zt.example/ns/prod/sa/ledger"}"#,
-        "zt_rpcs_in_flight 0",
-        "zt_tls_connections_open 2",
+        r#"zt_authz_decisions_total{policy="ledger",rule="payments-full-access",decision="allow",mode="enforce",method="/ledger.v1.Ledger/GetBalance"} 1"#.to_owned(),
+        r#"zt_authz_decisions_total{policy="candidate",rule="<default deny>",decision="deny",mode="shadow",method="/ledger.v1.Ledger/GetBalance"} 1"#.to_owned(),
+        r#"zt_authz_decisions_total{policy="ledger",rule="auditor-never-moves-money",decision="deny",mode="enforce",method="/ledger.v1.Ledger/Transfer"} 1"#.to_owned(),
+        format!(r#"zt_certificate_expiry_timestamp_seconds{{kind="own",subject="{LEDGER_ID}"}} {own_not_after}"#),
+        format!(r#"zt_certificate_expiry_timestamp_seconds{{kind="ca",subject="{ca_subject}"}} {ca_not_after}"#),
+        "zt_rpcs_in_flight 0".to_owned(),
+        "zt_tls_connections_open 2".to_owned(),
     ] {
-        assert!(metrics.contains(series), "missing {series} in\n{metrics}");
+        assert!(metrics.contains(&series), "missing {series} in\n{metrics}");
     }
 
-    child.kill().unwrap();
-    let output = child.wait_with_output().unwrap();
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
+    assert_eq!(audit_lines(child).len(), 2, "both decisions audited");
+    let log: Vec<serde_json::Value> = log
+        .join()
+        .unwrap()
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
-    let audit: Vec<_> = lines.iter().map(|line| &line["grpc_audit_log"]).collect();
-    assert_eq!(audit.len(), 2, "{lines:?}");
-    assert_eq!(audit[0]["rpc_method"], "/ledger.v1.Ledger/GetBalance");
-    assert_eq!(audit[0]["principal"], common::PAYMENTS_ID);
-    assert_eq!(audit[0]["policy_name"], "ledger");
-    assert_eq!(audit[0]["matched_rule"], "payments-full-access");
-    assert_eq!(audit[0]["authorized"], true);
-    assert_eq!(audit[1]["principal"], common::AUDITOR_ID);
-    assert_eq!(audit[1]["matched_rule"], "auditor-never-moves-money");
-    assert_eq!(audit[1]["authorized"], false);
+    // Every request is decided by both policies; only the shadow's lines say "not enforced".
+    let decided = |target: &str| -> Vec<(String, String, String, String)> {
+        log.iter()
+            .filter(|line| line["target"] == target)
+            .map(|line| {
+                let field = |name: &str| line[name].as_str().unwrap_or_default().to_owned();
+                (
+                    field("peer"),
+                    field("method"),
+                    field("rule"),
+                    field("decision"),
+                )
+            })
+            .collect()
+    };
+    let row = |peer: &str, method: &str, rule: &str, decision: &str| {
+        let method = format!("/ledger.v1.Ledger/{method}");
+        (
+            peer.to_owned(),
+            method,
+            rule.to_owned(),
+            decision.to_owned(),
+        )
+    };
+    assert_eq!(
+        decided("zt_authz::shadow"),
+        [
+            row(common::PAYMENTS_ID, "GetBalance", "<default deny>", "deny"),
+            row(common::AUDITOR_ID, "Transfer", "<default deny>", "deny"),
+        ],
+        "{log:#?}"
+    );
+    assert_eq!(
+        decided("zt_authz::decision"),
+        [
+            row(
+                common::PAYMENTS_ID,
+                "GetBalance",
+                "payments-full-access",
+                "allow"
+            ),
+            row(
+                common::AUDITOR_ID,
+                "Transfer",
+                "auditor-never-moves-money",
+                "deny"
+            ),
+        ],
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .filter(|line| line["target"] == "zt_authz::shadow")
+            .all(|line| line["message"] == "shadow decision (not enforced)"
+                && line["policy"] == "candidate"),
+        "{log:#?}"
+    );
 }
 
 #[test]

@@ -91,7 +91,13 @@ pub(crate) fn bound_address(
             stderr.read_line(&mut line).unwrap() > 0,
             "ledger exited early"
         );
-        if let Some(at) = line
+        if line.starts_with('{') {
+            // --log-format json
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if event["message"] == "listening (mTLS only)" {
+                return (event["address"].as_str().unwrap().parse().unwrap(), stderr);
+            }
+        } else if let Some(at) = line
             .contains("listening")
             .then(|| line.find("address="))
             .flatten()
