@@ -1,10 +1,11 @@
 //! Renewing short-lived certificates before they expire.
 //!
 //! A workload's certificate is re-issued (same SPIFFE ID and DNS names, a fresh key) once less
-//! than a third of the configured lifetime is left, that is at about two thirds of the life of
-//! a certificate this CA issued, as `step ca renew --daemon` and spiffe-helper do. The third
-//! left over is the margin for a renewal that fails and is retried, and for services to
-//! reload and reconnect.
+//! than a third of its validity period is left, that is two thirds into its life, as `step ca
+//! renew --daemon` and spiffe-helper do. The period is the certificate's own, not the lifetime
+//! the renewal will give: a long-lived certificate being replaced by short-lived ones is not
+//! renewed early, and a short one is not left to run out. The third left over is the margin
+//! for a renewal that fails and is retried, and for services to reload and reconnect.
 //!
 //! The renewer re-issues only what this CA signed: the SPIFFE ID it puts in the new
 //! certificate comes from the old one, so a workload that could write its own certificate
@@ -29,6 +30,8 @@ pub struct Installed {
     pub dns_names: Vec<String>,
     /// Serial number, lowercase hex.
     pub serial: String,
+    /// Start of validity, seconds since the Unix epoch.
+    pub not_before: i64,
     /// End of validity, seconds since the Unix epoch.
     pub not_after: i64,
 }
@@ -58,14 +61,15 @@ impl Installed {
             spiffe_id,
             dns_names: report.dns_sans,
             serial: report.serial,
+            not_before: report.not_before,
             not_after: report.not_after,
         })
     }
 
-    /// When to renew it, seconds since the Unix epoch: when a third of `lifetime` is left.
-    pub fn renew_at(&self, lifetime: Duration) -> i64 {
-        let margin = i64::try_from(lifetime.as_secs() / 3).unwrap_or(i64::MAX);
-        self.not_after.saturating_sub(margin)
+    /// When to renew it, seconds since the Unix epoch: when a third of its validity is left.
+    pub fn renew_at(&self) -> i64 {
+        let validity = self.not_after.saturating_sub(self.not_before).max(0);
+        self.not_after.saturating_sub(validity / 3)
     }
 }
 
@@ -115,7 +119,7 @@ impl Keystore {
     ) -> Result<Renewal, PkiError> {
         let path = self.cert();
         let installed = Installed::read(&files::read(&path)?, &path, ca)?;
-        if !force && now < installed.renew_at(lifetime) {
+        if !force && now < installed.renew_at() {
             return Ok(Renewal::NotDue { current: installed });
         }
         let leaf = ca.issue(&LeafRequest {
@@ -172,9 +176,15 @@ mod tests {
         let Renewal::NotDue { current } = keystore.renew(&ca, HOUR, now, false).unwrap() else {
             panic!("a fresh certificate is not due");
         };
-        // Due once 40 of its 60 minutes have passed (the clock moves between issue and now).
-        assert!((current.renew_at(HOUR) - (now + 40 * 60)).abs() <= 2);
-        let later = current.renew_at(HOUR);
+        // Valid from 5 minutes ago (backdated for clock skew) for 65 minutes: due once 2/3 of
+        // that has passed (the clock moves between issue and now).
+        let validity = 65 * 60;
+        assert_eq!(current.not_after - current.not_before, validity);
+        assert!((current.renew_at() - (now - 5 * 60 + validity * 2 / 3)).abs() <= 2);
+        let later = current.renew_at();
+        let Renewal::NotDue { .. } = keystore.renew(&ca, HOUR, later - 1, false).unwrap() else {
+            panic!("not due a second before two thirds");
+        };
         let Renewal::Renewed { previous, current } =
             keystore.renew(&ca, HOUR, later, false).unwrap()
         else {
@@ -187,6 +197,32 @@ mod tests {
         assert_ne!(
             key_before, key_after,
             "a fresh key, not only a fresh certificate"
+        );
+    }
+
+    #[test]
+    fn the_certificates_own_lifetime_sets_the_renewal_not_the_next_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca("zt.example");
+        let long = issue(&ca, dir.path(), 12 * HOUR);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        // Moving from 12-hour to 1-hour certificates: the 12-hour one is due two thirds into
+        // its own 12 h 5 min, not 20 minutes (a third of the new lifetime) before it ends.
+        let Renewal::NotDue { current } = long.renew(&ca, HOUR, now, false).unwrap() else {
+            panic!("a fresh certificate is not due");
+        };
+        let validity = current.not_after - current.not_before;
+        assert_eq!(validity, (12 * 60 + 5) * 60);
+        assert_eq!(current.renew_at(), current.not_after - validity / 3);
+        let Renewal::Renewed { current, .. } =
+            long.renew(&ca, HOUR, current.renew_at(), false).unwrap()
+        else {
+            panic!("due two thirds into its own life");
+        };
+        assert_eq!(
+            current.not_after - current.not_before,
+            65 * 60,
+            "renewed for an hour"
         );
     }
 

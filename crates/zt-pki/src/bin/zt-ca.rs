@@ -91,10 +91,11 @@ enum Command {
         #[arg(long, default_value = "certs/ca.key")]
         ca_key: PathBuf,
     },
-    /// Renew keystores issued by this CA: a fresh key and certificate for the same SPIFFE ID
-    /// and DNS names once a third of LIFETIME is left (two thirds into a LIFETIME-long
-    /// certificate). Each file is replaced atomically, key first, so services reloading them
-    /// never see half a keystore. Prints what it did; with --daemon, keeps renewing.
+    /// Renew keystores issued by this CA: a fresh key and a LIFETIME-long certificate for the
+    /// same SPIFFE ID and DNS names once a third of the current certificate's validity is
+    /// left (two thirds into its life). Each file is replaced atomically, key first, so
+    /// services reloading them never see half a keystore. Prints what it did; with --daemon,
+    /// keeps renewing.
     Renew {
         /// A keystore to renew, as the path without extension (BASE.pem and BASE.key);
         /// repeatable.
@@ -286,7 +287,7 @@ fn renew_round(
             }
             Renewal::NotDue { current } => (current, report.then(|| "not due".to_owned())),
         };
-        let due = current.renew_at(lifetime);
+        let due = current.renew_at();
         if let Some(verb) = verb {
             println!(
                 "{}: {verb}: {} valid until {}, next renewal at {}",
