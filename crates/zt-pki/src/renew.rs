@@ -1,10 +1,10 @@
 //! Renewing short-lived certificates before they expire.
 //!
-//! A workload's certificate is re-issued (same SPIFFE ID and DNS names, a fresh key) once less
-//! than a third of its validity period is left, that is two thirds into its life, as `step ca
-//! renew --daemon` and spiffe-helper do. The period is the certificate's own, not the lifetime
-//! the renewal will give: a long-lived certificate being replaced by short-lived ones is not
-//! renewed early, and a short one is not left to run out. The third left over is the margin
+//! A workload's certificate is re-issued (same SPIFFE ID and DNS names, a fresh key) two
+//! thirds into its life, as `step ca renew --daemon` and spiffe-helper do. The life is the
+//! certificate's own, not the lifetime the renewal will give: a long-lived certificate being
+//! replaced by short-lived ones is not renewed late, and a short one being replaced by long
+//! ones is not renewed at once. The third left over is the margin
 //! for a renewal that fails and is retried, and for services to reload and reconnect.
 //!
 //! The renewer re-issues only what this CA signed: the SPIFFE ID it puts in the new
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use zt_identity::SpiffeId;
 
-use crate::ca::{Ca, LeafRequest};
+use crate::ca::{CLOCK_SKEW, Ca, LeafRequest};
 use crate::error::PkiError;
 use crate::files::{self, Bundle};
 use crate::inspect::first_leaf;
@@ -66,10 +66,14 @@ impl Installed {
         })
     }
 
-    /// When to renew it, seconds since the Unix epoch: when a third of its validity is left.
+    /// When to renew it, seconds since the Unix epoch: two thirds into its life. Its life
+    /// starts when it was issued, which for this CA is [`CLOCK_SKEW`] after `notBefore` (the
+    /// CA backdates what it signs); counting the backdating in would make a certificate of a
+    /// few minutes due the moment it is issued.
     pub fn renew_at(&self) -> i64 {
-        let validity = self.not_after.saturating_sub(self.not_before).max(0);
-        self.not_after.saturating_sub(validity / 3)
+        let skew = i64::try_from(CLOCK_SKEW.as_secs()).unwrap_or(0);
+        let issued = self.not_before.saturating_add(skew).min(self.not_after);
+        self.not_after - (self.not_after - issued) / 3
     }
 }
 
@@ -176,11 +180,10 @@ mod tests {
         let Renewal::NotDue { current } = keystore.renew(&ca, HOUR, now, false).unwrap() else {
             panic!("a fresh certificate is not due");
         };
-        // Valid from 5 minutes ago (backdated for clock skew) for 65 minutes: due once 2/3 of
-        // that has passed (the clock moves between issue and now).
-        let validity = 65 * 60;
-        assert_eq!(current.not_after - current.not_before, validity);
-        assert!((current.renew_at() - (now - 5 * 60 + validity * 2 / 3)).abs() <= 2);
+        // Valid from 5 minutes ago (backdated for clock skew) to an hour from now: due once 40
+        // of its 60 minutes have passed (the clock moves between issue and now).
+        assert_eq!(current.not_after - current.not_before, 65 * 60);
+        assert!((current.renew_at() - (now + 40 * 60)).abs() <= 2);
         let later = current.renew_at();
         let Renewal::NotDue { .. } = keystore.renew(&ca, HOUR, later - 1, false).unwrap() else {
             panic!("not due a second before two thirds");
@@ -206,14 +209,12 @@ mod tests {
         let ca = ca("zt.example");
         let long = issue(&ca, dir.path(), 12 * HOUR);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        // Moving from 12-hour to 1-hour certificates: the 12-hour one is due two thirds into
-        // its own 12 h 5 min, not 20 minutes (a third of the new lifetime) before it ends.
+        // Moving from 12-hour to 1-hour certificates: the 12-hour one is due 8 hours in, two
+        // thirds into its own life, not 20 minutes (a third of the new lifetime) before it ends.
         let Renewal::NotDue { current } = long.renew(&ca, HOUR, now, false).unwrap() else {
             panic!("a fresh certificate is not due");
         };
-        let validity = current.not_after - current.not_before;
-        assert_eq!(validity, (12 * 60 + 5) * 60);
-        assert_eq!(current.renew_at(), current.not_after - validity / 3);
+        assert!((current.renew_at() - (now + 8 * 3600)).abs() <= 2);
         let Renewal::Renewed { current, .. } =
             long.renew(&ca, HOUR, current.renew_at(), false).unwrap()
         else {
