@@ -1,5 +1,6 @@
-//! Operations on a live ledger: certificate rotation, CA rotation, revocation, broken files at
-//! reload, audit lines, shadow decisions and metrics. Real sockets, real files, real reloads.
+//! Operations on a live ledger: certificate and CA rotation, policy reload, revocation, broken
+//! files at reload, session resumption. Real sockets, real files, real reloads. (Audit lines,
+//! shadow decisions and the metrics endpoint are the binary's, in `process.rs`.)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
