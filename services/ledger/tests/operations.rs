@@ -233,100 +233,15 @@ async fn a_broken_certificate_at_reload_keeps_the_last_good_one() {
 }
 
 /// CA rotation in three steps, each a reload of the server's trust bundle: old, old+new, new.
-/// Under load: a client of the old CA keeps calling on its open connection throughout, and
-/// not one of its RPCs fails (a reload changes what new handshakes accept, never what an
-/// open connection already proved).
+/// Each CA publishes a CRL, both configured from the start (`--crl` twice): a CRL counts only
+/// while its CA is trusted, and then revokes only what that CA issued. Under load: a client of
+/// the old CA keeps calling on its open connection throughout, and not one of its RPCs fails
+/// (a reload changes what new handshakes accept, never what an open connection proved).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ca_rotation_in_three_steps() {
+    use rustls::AlertDescription::{CertificateRevoked, UnknownCA};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    let p = pki();
-    let old_ca = p.pki.ca_cert();
-    let next = TestPki::new(TD);
-    let next_payments = next.issue("payments-next-ca", PAYMENTS_ID, &[]);
-    let bundle = p
-        .pki
-        .write("trust-bundle.pem", std::fs::read(&old_ca).unwrap());
-    let both = [
-        std::fs::read(&old_ca).unwrap(),
-        std::fs::read(next.ca_cert()).unwrap(),
-    ]
-    .concat();
-    // The probing client trusts the server (old CA) whatever the step.
-    let mut cfg = config(&p.ledger, &bundle);
-    cfg.reload_interval = FAST_RELOAD;
-    let (server, _) = start_with(cfg).await;
-    let state = async |who| probe(server.addr, Some(who), &old_ca).await;
-
-    let mut open = LedgerClient::new(raw_channel(server.addr, Some(&p.payments), &old_ca));
-    open.get_balance(balance())
-        .await
-        .expect("connected before the rotation");
-    let (stop, calls, failures) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let load = tokio::spawn({
-        let (stop, calls, failures) = (stop.clone(), calls.clone(), failures.clone());
-        async move {
-            while !stop.load(Ordering::Relaxed) {
-                if open.get_balance(balance()).await.is_err() {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                }
-                calls.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    });
-
-    assert_eq!(state(&p.payments).await, Probe::Accepted, "step 1: old");
-    assert_eq!(
-        state(&next_payments).await,
-        Probe::Refused(rustls::AlertDescription::UnknownCA),
-        "step 1: the new CA is not trusted yet"
-    );
-
-    atomic_write(&bundle, &both);
-    eventually("step 2: old + new", async || {
-        state(&next_payments).await == Probe::Accepted
-    })
-    .await;
-    assert_eq!(
-        state(&p.payments).await,
-        Probe::Accepted,
-        "step 2: old still trusted"
-    );
-
-    atomic_write(&bundle, std::fs::read(next.ca_cert()).unwrap());
-    eventually("step 3: new only", async || {
-        state(&p.payments).await == Probe::Refused(rustls::AlertDescription::UnknownCA)
-    })
-    .await;
-    assert_eq!(
-        state(&next_payments).await,
-        Probe::Accepted,
-        "step 3: new trusted"
-    );
-    stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
-    let calls = calls.load(Ordering::Relaxed);
-    assert!(
-        calls > 10,
-        "the load ran through the rotation ({calls} RPCs)"
-    );
-    assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
-        "no RPC on the open connection failed ({calls} made)"
-    );
-}
-
-/// CA rotation where each CA publishes a CRL (`--crl` given twice): while both CAs are
-/// trusted, each CRL revokes what its own CA issued and nothing of the other's; once the old
-/// CA leaves the bundle, its CRL (still configured) can revoke nothing the ledger accepts, so
-/// the reload goes through instead of failing on it.
-#[tokio::test]
-async fn ca_rotation_with_a_crl_from_each_ca() {
     let p = pki();
     let old_ca = p.pki.ca_cert();
     let next = TestPki::new(TD);
@@ -350,50 +265,104 @@ async fn ca_rotation_with_a_crl_from_each_ca() {
             vec![zt_pki::Revocation::from_hex(&stolen_serial, true).unwrap()],
         ),
     );
+    let bundle = p
+        .pki
+        .write("trust-bundle.pem", std::fs::read(&old_ca).unwrap());
     let both = [
         std::fs::read(&old_ca).unwrap(),
         std::fs::read(next.ca_cert()).unwrap(),
     ]
     .concat();
-    let bundle = p.pki.write("trust-bundle.pem", &both);
+    // The probing client trusts the server (old CA) whatever the step.
     let mut cfg = config(&p.ledger, &bundle);
     cfg.crls = vec![old_crl, next_crl];
     cfg.reload_interval = FAST_RELOAD;
     let (server, metrics) = start_with(cfg).await;
     let state = async |who| probe(server.addr, Some(who), &old_ca).await;
-    let revoked = Probe::Refused(rustls::AlertDescription::CertificateRevoked);
+    let steps = async |step: &str, [old, new, stolen]: [Probe; 3]| {
+        assert_eq!(state(&p.payments).await, old, "{step}: old CA's client");
+        assert_eq!(state(&next_payments).await, new, "{step}: new CA's client");
+        assert_eq!(
+            state(&next_stolen).await,
+            stolen,
+            "{step}: new CA's revoked client"
+        );
+    };
 
-    assert_eq!(
-        state(&p.payments).await,
-        Probe::Accepted,
-        "old + new: old CA"
+    let mut open = LedgerClient::new(raw_channel(server.addr, Some(&p.payments), &old_ca));
+    open.get_balance(balance())
+        .await
+        .expect("connected before the rotation");
+    let (stop, calls, failures) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
     );
-    assert_eq!(
-        state(&next_payments).await,
-        Probe::Accepted,
-        "old + new: new CA"
-    );
-    assert_eq!(
-        state(&next_stolen).await,
-        revoked,
-        "old + new: new CA's CRL"
-    );
+    let load = tokio::spawn({
+        let (stop, calls, failures) = (stop.clone(), calls.clone(), failures.clone());
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                if open.get_balance(balance()).await.is_err() {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
 
-    atomic_write(&bundle, std::fs::read(next.ca_cert()).unwrap());
-    eventually("new only: the old CA is no longer trusted", async || {
-        state(&p.payments).await == Probe::Refused(rustls::AlertDescription::UnknownCA)
+    let refused = Probe::Refused;
+    steps(
+        "step 1: old",
+        [Probe::Accepted, refused(UnknownCA), refused(UnknownCA)],
+    )
+    .await;
+
+    atomic_write(&bundle, &both);
+    eventually("step 2: old + new", async || {
+        state(&next_payments).await == Probe::Accepted
     })
     .await;
-    assert_eq!(
-        state(&next_payments).await,
-        Probe::Accepted,
-        "new only: new CA"
-    );
-    assert_eq!(state(&next_stolen).await, revoked, "new only: new CA's CRL");
+    steps(
+        "step 2: old + new",
+        [
+            Probe::Accepted,
+            Probe::Accepted,
+            refused(CertificateRevoked),
+        ],
+    )
+    .await;
+
+    atomic_write(&bundle, std::fs::read(next.ca_cert()).unwrap());
+    eventually("step 3: new only", async || {
+        state(&p.payments).await == refused(UnknownCA)
+    })
+    .await;
+    steps(
+        "step 3: new",
+        [
+            refused(UnknownCA),
+            Probe::Accepted,
+            refused(CertificateRevoked),
+        ],
+    )
+    .await;
     let text = metrics.encode();
     assert!(
         !text.contains("result=\"error\""),
         "no reload failed:\n{text}"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let calls = calls.load(Ordering::Relaxed);
+    assert!(
+        calls > 10,
+        "the load ran through the rotation ({calls} RPCs)"
+    );
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "no RPC on the open connection failed ({calls} made)"
     );
 }
 
