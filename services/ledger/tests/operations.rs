@@ -252,19 +252,9 @@ async fn ca_rotation_in_three_steps() {
         &next_stolen.cert,
     )
     .unwrap();
-    let crl = |ca: &TestPki, revoked: Vec<zt_pki::Revocation>| {
-        ca.ca()
-            .sign_crl(&revoked, 1, Duration::from_secs(3600))
-            .unwrap()
-    };
-    let old_crl = p.pki.write("old.crl", crl(&p.pki, vec![]));
-    let next_crl = p.pki.write(
-        "next.crl",
-        crl(
-            &next,
-            vec![zt_pki::Revocation::from_hex(&stolen_serial, true).unwrap()],
-        ),
-    );
+    let old_crl = write_crl(&p.pki, "old.crl", &[]);
+    let stolen = zt_pki::Revocation::from_hex(&stolen_serial, true).unwrap();
+    let next_crl = write_crl(&next, "next.crl", &[stolen]);
     let bundle = p
         .pki
         .write("trust-bundle.pem", std::fs::read(&old_ca).unwrap());
@@ -381,13 +371,7 @@ fn a_crl_with_two_trusted_cas_of_its_name_is_refused() {
         ]
         .concat(),
     );
-    let crl = p.pki.write(
-        "ca.crl",
-        p.pki
-            .ca()
-            .sign_crl(&[], 1, Duration::from_secs(3600))
-            .unwrap(),
-    );
+    let crl = write_crl(&p.pki, "ca.crl", &[]);
     let mut cfg = config(&p.ledger, &bundle);
     cfg.crls = vec![crl.clone()];
     let error = ledger::Server::load(cfg).unwrap_err().to_string();
@@ -395,15 +379,15 @@ fn a_crl_with_two_trusted_cas_of_its_name_is_refused() {
     assert!(error.contains("2 trusted CAs are named"), "{error}");
 }
 
+/// Writes `name` into `pki`'s directory: its CA's CRL (number 1) listing `revoked`.
+fn write_crl(pki: &TestPki, name: &str, revoked: &[zt_pki::Revocation]) -> std::path::PathBuf {
+    let crl = pki.ca().sign_crl(revoked, 1, Duration::from_secs(3600));
+    pki.write(name, crl.unwrap())
+}
+
 /// A ledger with reloads every 100 ms and one CRL, `ca.crl` in the test PKI, empty for now.
 async fn start_with_crl(p: &Pki) -> (ledger::Background, zt_telemetry::Metrics) {
-    let crl = p.pki.write(
-        "ca.crl",
-        p.pki
-            .ca()
-            .sign_crl(&[], 1, Duration::from_secs(3600))
-            .unwrap(),
-    );
+    let crl = write_crl(&p.pki, "ca.crl", &[]);
     let mut cfg = config(&p.ledger, &p.pki.ca_cert());
     cfg.crls = vec![crl];
     cfg.reload_interval = FAST_RELOAD;
