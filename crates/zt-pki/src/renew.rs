@@ -4,8 +4,8 @@
 //! thirds into its life, as `step ca renew --daemon` and spiffe-helper do. The life is the
 //! certificate's own, not the lifetime the renewal will give: a long-lived certificate being
 //! replaced by short-lived ones is not renewed late, and a short one being replaced by long
-//! ones is not renewed at once. The third left over is the margin
-//! for a renewal that fails and is retried, and for services to reload and reconnect.
+//! ones is not renewed at once. The third left over is the margin for a renewal that fails
+//! and is retried, and for services to reload and reconnect.
 //!
 //! The renewer re-issues only what this CA signed: the SPIFFE ID it puts in the new
 //! certificate comes from the old one, so a workload that could write its own certificate
