@@ -34,11 +34,13 @@ impl Crls {
     /// Loads CRLs (PEM `X509 CRL` blocks, or one DER CRL per file) from `paths`.
     ///
     /// A CRL issued in the name of a trusted CA must verify with that CA's key, or the load
-    /// fails: a list that cannot be authenticated is not something to half-apply. A CRL of a
-    /// CA the truststore does not hold is skipped with a warning, since it can revoke nothing
-    /// this server accepts; that is the old CA's CRL once a CA rotation has dropped the old
-    /// CA, and refusing it would block the rotation's last step. An overdue CRL (past its
-    /// `nextUpdate`) is still applied, with a warning: revocations never expire.
+    /// fails: a list that cannot be authenticated is not something to half-apply. A CRL whose
+    /// issuer is not a CA of the truststore is kept: webpki checks it against the issuing
+    /// certificate of each client chain it applies to, so an intermediate CA's list works,
+    /// and the old CA's list left configured after a CA rotation applies to nothing and does
+    /// not block the rotation's last step (its entries also count in the per-request check,
+    /// which can only refuse). An overdue CRL (past its `nextUpdate`) is still
+    /// applied, with a warning: revocations never expire.
     pub fn load(paths: &[PathBuf], truststore: &Truststore) -> Result<Self, TlsError> {
         let mut crls = Self::none();
         for path in paths {
@@ -52,14 +54,13 @@ impl Crls {
                     .map_err(|e| bad(format!("malformed CRL: {e}")))?;
                 let issuer = zt_identity::rfc4514(crl.issuer());
                 if !verify_issuer(&crl, &issuer, truststore).map_err(bad)? {
-                    tracing::warn!(
+                    tracing::info!(
                         target: "zt_reload",
                         file = %path.display(),
                         issuer,
-                        "CRL of a CA the truststore does not hold: it can revoke nothing \
-                         accepted here; skipped"
+                        "CRL of an issuer that is not a trusted root (an intermediate, or a CA \
+                         rotated out): checked against the issuing certificate of each chain"
                     );
-                    continue;
                 }
                 if let Some(next) = crl.next_update()
                     && next.timestamp() < crate::store::unix_now()
@@ -100,23 +101,29 @@ impl Crls {
     }
 }
 
-/// Whether the CRL comes from a trusted CA (`false`: no trusted CA has its issuer's name), or
-/// why it cannot be used.
+/// Whether the CRL was verified with the key of the trusted CA it names (`false`: no trusted
+/// CA has its issuer's name), or why it cannot be used.
 fn verify_issuer(
     crl: &CertificateRevocationList<'_>,
     issuer: &str,
     truststore: &Truststore,
 ) -> Result<bool, String> {
-    let named: Vec<&crate::store::TrustedCa> = truststore
-        .cas()
-        .iter()
-        .filter(|ca| ca.subject == issuer)
-        .collect();
-    match named.as_slice() {
+    // The same CA may be listed twice (in two bundles), or re-certified with its key: what
+    // counts is how many keys answer to the name.
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for ca in truststore.cas().iter().filter(|ca| ca.subject == issuer) {
+        if let Ok((_, cert)) = X509Certificate::from_der(&ca.der) {
+            let key = cert.public_key().raw.to_vec();
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    match keys.as_slice() {
         [] => Ok(false),
-        [ca] => {
-            let verified = X509Certificate::from_der(&ca.der)
-                .is_ok_and(|(_, cert)| crl.verify_signature(cert.public_key()).is_ok());
+        [key] => {
+            let verified = x509_parser::x509::SubjectPublicKeyInfo::from_der(key)
+                .is_ok_and(|(_, key)| crl.verify_signature(&key).is_ok());
             if verified {
                 Ok(true)
             } else {
@@ -128,8 +135,8 @@ fn verify_issuer(
         // webpki picks a CRL by its issuer's name alone: with two CAs of one name, the CRL of
         // one would be checked against certificates of the other, and fail them.
         several => Err(format!(
-            "{} trusted CAs are named {issuer}, so a CRL cannot say which one it is for; \
-             give each CA a subject of its own",
+            "{} trusted CAs with different keys are named {issuer}, so a CRL in that name \
+             cannot say which one it is for; give each CA a subject of its own",
             several.len()
         )),
     }

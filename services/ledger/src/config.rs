@@ -35,7 +35,8 @@ pub struct Config {
         default_value = "certs/ca.pem"
     )]
     pub ca: Vec<BundleSource>,
-    /// Certificate revocation lists (PEM or DER), each signed by a trusted CA; repeat or
+    /// Certificate revocation lists (PEM or DER); one in a trusted CA's name must verify with
+    /// its key, others (an intermediate's) are checked against each client chain. Repeat or
     /// comma-separate. Checked at every handshake and, for open connections, every request.
     #[arg(long = "crl", env = "LEDGER_CRL", value_delimiter = ',')]
     pub crls: Vec<PathBuf>,
