@@ -88,11 +88,16 @@ impl Ca {
     /// trusted at once, and CRLs (and path building) find their CA by name.
     pub fn generate(trust_domain: &TrustDomain, lifetime: Duration) -> Result<Self, PkiError> {
         let serial = random_serial();
-        let name = format!(
-            "{trust_domain} root CA {} {}",
+        let generation = format!(
+            "root CA {} {}",
             OffsetDateTime::now_utc().date(),
             hex_prefix(serial.as_ref(), 3)
         );
+        // X.509 bounds a common name at 64 characters; a trust domain may be longer, and is in
+        // the CA's URI SAN anyway.
+        let name = Some(format!("{trust_domain} {generation}"))
+            .filter(|name| name.len() <= 64)
+            .unwrap_or(generation);
         Self::generate_with(trust_domain, lifetime, &name, serial)
     }
 

@@ -110,6 +110,28 @@ impl Ca {
         Ok(CrlContent { number, revoked })
     }
 
+    /// The revocation of the leaf (first certificate) of `pem`, which this CA must have
+    /// issued: a CRL speaks for its CA only, so listing another CA's certificate would revoke
+    /// nothing while looking as if it did. `origin` names the file in errors.
+    pub fn revocation_of(
+        &self,
+        pem: &str,
+        origin: &std::path::Path,
+        key_compromise: bool,
+    ) -> Result<Revocation, PkiError> {
+        let (der, report) = crate::inspect::first_leaf(pem, origin)?;
+        if !self.signed(&der) {
+            return Err(PkiError::BadFile {
+                path: origin.to_owned(),
+                reason: format!(
+                    "not issued by this CA ({}); revoke it with the CA that issued it",
+                    self.common_name()
+                ),
+            });
+        }
+        Revocation::from_hex(&report.serial, key_compromise)
+    }
+
     /// Signs a CRL listing `revoked`, numbered `number`, current for `validity`.
     pub fn sign_crl(
         &self,

@@ -69,11 +69,17 @@ impl Installed {
     /// When to renew it, seconds since the Unix epoch: two thirds into its life. Its life
     /// starts when it was issued, which for this CA is [`CLOCK_SKEW`] after `notBefore` (the
     /// CA backdates what it signs); counting the backdating in would make a certificate of a
-    /// few minutes due the moment it is issued.
+    /// few minutes due the moment it is issued. A validity no longer than the backdating
+    /// cannot be one of ours backdated, and counts whole.
     pub fn renew_at(&self) -> i64 {
         let skew = i64::try_from(CLOCK_SKEW.as_secs()).unwrap_or(0);
-        let issued = self.not_before.saturating_add(skew).min(self.not_after);
-        self.not_after - (self.not_after - issued) / 3
+        let validity = self.not_after.saturating_sub(self.not_before).max(0);
+        let life = if validity > skew {
+            validity - skew
+        } else {
+            validity
+        };
+        self.not_after - life / 3
     }
 }
 

@@ -392,7 +392,7 @@ fn verify_with_crl(cert: &str, dir: &Path) -> (bool, String) {
 /// `zt-ca revoke` by certificate file and by serial: each run extends one CRL, signed by the
 /// CA and numbered one higher, and openssl (an independent judge) then refuses exactly the
 /// revoked certificates. Revoking twice changes nothing but the number; a CRL signed by
-/// another CA is refused and left as it was.
+/// another CA, or a certificate another CA issued, is refused and the CRL left as it was.
 #[test]
 fn revoke_by_certificate_and_by_serial_extends_one_signed_crl() {
     let dir = tempfile::tempdir().unwrap();
@@ -491,6 +491,13 @@ fn revoke_by_certificate_and_by_serial_extends_one_signed_crl() {
     let said = text(&foreign);
     assert!(
         said.contains(&crl) && said.contains("not by this CA"),
+        "{said}"
+    );
+    let other_cert = revoke(&["--cert", other.join("payments.pem").to_str().unwrap()]);
+    assert!(!other_cert.status.success());
+    let said = text(&other_cert);
+    assert!(
+        said.contains("payments.pem") && said.contains("not issued by this CA"),
         "{said}"
     );
     assert_eq!(std::fs::read(&crl).unwrap(), before, "the CRL is untouched");

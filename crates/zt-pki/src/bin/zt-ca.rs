@@ -200,8 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 new.push(zt_pki::Revocation::from_hex(serial, key_compromise)?);
             }
             for cert in &certs {
-                let serial = zt_pki::leaf_serial(&files::read(cert)?, cert)?;
-                new.push(zt_pki::Revocation::from_hex(&serial, key_compromise)?);
+                new.push(ca.revocation_of(&files::read(cert)?, cert, key_compromise)?);
             }
             for revocation in new {
                 if content
