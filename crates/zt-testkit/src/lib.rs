@@ -268,33 +268,22 @@ pub async fn scrape(addr: SocketAddr) -> String {
     response
 }
 
-/// Everything logged at `info` and above, captured for assertions on log lines. A test
-/// installs it as the process's global subscriber, which works because nextest runs each test
-/// in its own process.
-#[derive(Debug, Clone, Default)]
-pub struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Logs {
-    /// Installs the capture as the global subscriber. Panics if one is already installed.
-    pub fn capture() -> Self {
-        let logs = Self::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber per test");
-        logs
-    }
-
-    /// Everything logged so far.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
+/// What the code under test logs at `info` and above, captured for assertions on log lines.
+///
+/// The capture is the process's global subscriber, installed by the first [`Logs::capture`];
+/// each capture sees what was logged after it began. nextest gives each test a process of its
+/// own; under `cargo test` the tests of one binary share the capture, so a test should look
+/// for lines naming what it made (its files, its peers) rather than count every line.
+#[derive(Debug, Clone, Copy)]
+pub struct Logs {
+    start: usize,
 }
 
-impl std::io::Write for Logs {
+/// The bytes every capture reads from.
+#[derive(Clone)]
+struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
@@ -302,5 +291,34 @@ impl std::io::Write for Logs {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+
+impl Logs {
+    /// Starts capturing (installing the global subscriber if this is the first capture).
+    pub fn capture() -> Self {
+        let sink = SINK.get_or_init(|| {
+            let sink = Sink(Arc::default());
+            let writer = sink.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in a test using Logs");
+            sink
+        });
+        Self {
+            start: sink.0.lock().unwrap().len(),
+        }
+    }
+
+    /// Everything logged since this capture began.
+    pub fn text(&self) -> String {
+        let sink = SINK.get().expect("a capture exists");
+        String::from_utf8_lossy(&sink.0.lock().unwrap()[self.start..]).into_owned()
     }
 }

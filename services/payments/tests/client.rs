@@ -334,8 +334,16 @@ async fn payments_follows_a_ca_rotation_of_its_trust_bundle() {
     let mut config =
         ledger::Config::with_files(&server.cert, &server.key, &server_bundle, Path::new(POLICY));
     config.reload_interval = Duration::from_millis(100);
-    let ledger = ledger::Server::load(config)
-        .unwrap()
+    let server_side = ledger::Server::load(config).unwrap();
+    let handshakes = server_side.metrics().clone();
+    let full_handshakes = || {
+        let text = handshakes.encode();
+        let prefix = "zt_tls_handshakes_total{kind=\"full\"} ";
+        text.lines()
+            .find_map(|line| line.strip_prefix(prefix)?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let ledger = server_side
         .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
         .unwrap();
 
@@ -357,19 +365,28 @@ async fn payments_follows_a_ca_rotation_of_its_trust_bundle() {
     let before = server_serial(ledger.addr, &payments, &server_bundle).await;
     atomic_write(&server.key, std::fs::read(&renewed.key).unwrap());
     atomic_write(&server.cert, std::fs::read(&renewed.cert).unwrap());
+    let mut rotated = false;
     for _ in 0..100 {
-        if server_serial(ledger.addr, &payments, &server_bundle).await != before {
+        rotated = server_serial(ledger.addr, &payments, &server_bundle).await != before;
+        if rotated {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(rotated, "the ledger serves its new-CA certificate");
     atomic_write(&bundle, &next_ca);
     assert_eq!(reloader.check(false).await, 1);
     assert_eq!(client.tls().generation(), 2);
+    let handshakes_before = full_handshakes();
     client
         .balance("alice")
         .await
         .expect("step 3: new, on a new connection to the ledger's new certificate");
+    assert_eq!(
+        full_handshakes(),
+        handshakes_before + 1,
+        "step 3 made a new handshake, verified with the new CA only"
+    );
 
     let stale = old.write("stale-bundle.pem", &old_ca);
     let stale = Ledger::connect(
