@@ -110,20 +110,18 @@ fn verify_issuer(
 ) -> Result<bool, String> {
     // The same CA may be listed twice (in two bundles), or re-certified with its key: what
     // counts is how many keys answer to the name.
-    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut keys: Vec<x509_parser::x509::SubjectPublicKeyInfo<'_>> = Vec::new();
     for ca in truststore.cas().iter().filter(|ca| ca.subject == issuer) {
-        if let Ok((_, cert)) = X509Certificate::from_der(&ca.der) {
-            let key = cert.public_key().raw.to_vec();
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
+        if let Ok((_, cert)) = X509Certificate::from_der(&ca.der)
+            && !keys.iter().any(|key| key.raw == cert.public_key().raw)
+        {
+            keys.push(cert.tbs_certificate.subject_pki);
         }
     }
     match keys.as_slice() {
         [] => Ok(false),
         [key] => {
-            let verified = x509_parser::x509::SubjectPublicKeyInfo::from_der(key)
-                .is_ok_and(|(_, key)| crl.verify_signature(&key).is_ok());
+            let verified = crl.verify_signature(key).is_ok();
             if verified {
                 Ok(true)
             } else {

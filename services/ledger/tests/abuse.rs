@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    LEDGER_ID, Pki, bound_address, config, demo_policy, eventually, ledger_binary, pki, start_with,
+    LEDGER_ID, Pki, bound_address, config, demo_policy, eventually, pki, pki_ledger_binary,
+    start_with,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -512,15 +513,10 @@ fn resident_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_returns_to_its_level_after_repeated_abuse() {
     let p = pki();
-    let mut child = ledger_binary(
-        &p.ledger.cert,
-        &p.ledger.key,
-        &p.pki.ca_cert(),
-        demo_policy(),
-    )
-    .args(["--handshake-timeout", "1s"])
-    .spawn()
-    .unwrap();
+    let mut child = pki_ledger_binary(&p, demo_policy())
+        .args(["--handshake-timeout", "1s"])
+        .spawn()
+        .unwrap();
     let (addr, log) = bound_address(&mut child);
     // Drain the log (every refusal is a line), or a full pipe would stall the ledger.
     let drain = std::thread::spawn(move || std::io::copy(&mut { log }, &mut std::io::sink()));

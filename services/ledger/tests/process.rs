@@ -12,7 +12,9 @@ use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{LEDGER_ID, bound_address, demo_policy, eventually, ledger_binary, pki};
+use common::{
+    LEDGER_ID, bound_address, demo_policy, eventually, ledger_binary, pki, pki_ledger_binary,
+};
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
 use zt_testkit::{atomic_write, mtls_channel, server_serial, svid_params};
@@ -44,7 +46,7 @@ fn finish(mut child: Child, limit: Duration) -> (std::process::ExitStatus, Strin
 async fn sighup_reloads_at_once_and_does_not_kill() {
     let p = pki();
     let ca = p.pki.ca_cert();
-    let mut child = ledger_binary(&p.ledger.cert, &p.ledger.key, &ca, demo_policy())
+    let mut child = pki_ledger_binary(&p, demo_policy())
         .args(["--reload-interval", "1h"])
         .spawn()
         .unwrap();
@@ -168,7 +170,7 @@ async fn each_audit_condition_writes_the_lines_it_names() {
         ("ON_DENY_AND_ALLOW", "[]", &[][..]),
     ] {
         let policy = audited_policy(&p, condition, loggers);
-        let mut child = ledger_binary(&p.ledger.cert, &p.ledger.key, &p.pki.ca_cert(), &policy)
+        let mut child = pki_ledger_binary(&p, &policy)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -212,7 +214,7 @@ async fn shadow_decisions_metrics_and_json_logs() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut child = ledger_binary(&p.ledger.cert, &p.ledger.key, &p.pki.ca_cert(), &policy)
+    let mut child = pki_ledger_binary(&p, &policy)
         .args([
             "--shadow-policy".as_ref(),
             shadow.as_os_str(),
@@ -441,14 +443,7 @@ fn invalid_trust_domain_flag_is_a_usage_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_in_flight_rpcs_and_exits_zero() {
     let p = pki();
-    let mut child = ledger_binary(
-        &p.ledger.cert,
-        &p.ledger.key,
-        &p.pki.ca_cert(),
-        demo_policy(),
-    )
-    .spawn()
-    .unwrap();
+    let mut child = pki_ledger_binary(&p, demo_policy()).spawn().unwrap();
 
     let (addr, stderr) = bound_address(&mut child);
     let log = std::thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());

@@ -144,6 +144,12 @@ pub(crate) async fn s_client(addr: std::net::SocketAddr, args: &[&str]) -> (bool
     (output.status.success(), text)
 }
 
+/// The `ledger` binary serving as the test PKI's ledger (its keystore, its CA), with `policy`:
+/// see [`ledger_binary`].
+pub(crate) fn pki_ledger_binary(p: &Pki, policy: &Path) -> std::process::Command {
+    ledger_binary(&p.ledger.cert, &p.ledger.key, &p.pki.ca_cert(), policy)
+}
+
 /// The `ledger` binary, listening on 127.0.0.1:0 with this keystore, truststore and policy,
 /// logging at `info` to a piped stderr (read it, e.g. with [`bound_address`], or it fills).
 pub(crate) fn ledger_binary(
