@@ -1,57 +1,102 @@
 //! Why a policy document was refused.
 
-/// A policy that does not parse or breaks a rule of the format. Messages name the rule.
+/// A policy that does not parse or breaks a rule of the format.
+///
+/// Every variant but [`PolicyError::Json`] names the JSON path of the offending value, as in
+/// `allow_rules[0].source: expected an object, found null`; the caller adds the file name.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
-    /// Not JSON, a wrong type, or an unknown field (typos must not silently widen access).
+    /// Not JSON at all (the message gives the line and column).
     #[error("invalid policy JSON: {0}")]
     Json(#[from] serde_json::Error),
-    /// The top-level `name` is missing or empty.
-    #[error("\"name\" is missing or empty")]
-    MissingName,
-    /// `allow_rules` is missing or empty (A43 requires it; an empty allow list denies all).
-    #[error("\"allow_rules\" is missing or empty")]
-    NoAllowRules,
-    /// A rule without a name.
-    #[error("{list}[{index}]: \"name\" is missing or empty")]
-    UnnamedRule {
-        /// `allow_rules` or `deny_rules`.
-        list: &'static str,
-        /// Position in the list.
-        index: usize,
+    /// A value of the wrong JSON type. `null` is a wrong type too: it is never read as
+    /// "absent", because an absent rule part matches everything.
+    #[error("{path}: expected {expected}, found {found}")]
+    WrongType {
+        /// Where the value is.
+        path: String,
+        /// The type the schema requires there.
+        expected: &'static str,
+        /// The type found.
+        found: &'static str,
+    },
+    /// A field the schema does not have (a typo must never silently widen access).
+    #[error("{path}: unknown field (expected one of: {})", allowed.join(", "))]
+    UnknownField {
+        /// The unknown field's path.
+        path: String,
+        /// The fields allowed in that object.
+        allowed: &'static [&'static str],
+    },
+    /// A key written twice in one object; JSON readers disagree on which one wins.
+    #[error("{path}: written twice in one object")]
+    DuplicateKey {
+        /// The repeated key's path.
+        path: String,
+    },
+    /// A required field is absent or empty: a policy's or rule's `name`, `allow_rules`, a
+    /// header's `key` or `values`.
+    #[error("{path}: missing or empty")]
+    Missing {
+        /// The field's path.
+        path: String,
+    },
+    /// A string that must be one of a fixed set (`audit_condition`).
+    #[error("{path}: unknown value {value:?} (expected one of: {})", allowed.join(", "))]
+    UnknownValue {
+        /// Where the value is.
+        path: String,
+        /// The value as written.
+        value: String,
+        /// The values allowed.
+        allowed: &'static [&'static str],
     },
     /// Two rules in one list share a name, so audit lines could not tell them apart.
-    #[error("{list}: two rules are named {name:?}")]
+    #[error("{path}.name: {name:?} is already the name of {first}")]
     DuplicateRule {
-        /// `allow_rules` or `deny_rules`.
-        list: &'static str,
+        /// The second rule's path.
+        path: String,
         /// The repeated name.
         name: String,
+        /// The first rule's path.
+        first: String,
     },
     /// A header matcher that A43 forbids or that cannot match.
-    #[error("rule {rule:?}: header {key:?}: {reason}")]
+    #[error("{path}.key: {key:?}: {reason}")]
     Header {
-        /// The rule's name.
-        rule: String,
+        /// The header matcher's path.
+        path: String,
         /// The header key as written.
         key: String,
         /// What is wrong with it.
         reason: &'static str,
     },
     /// A `spiffe://` principal pattern that is not a SPIFFE ID or a segment wildcard.
-    #[error("rule {rule:?}: principal {pattern:?}: {reason}")]
+    #[error("{path}: {pattern:?}: {reason}")]
     SpiffePattern {
-        /// The rule's name.
-        rule: String,
+        /// The pattern's path.
+        path: String,
         /// The pattern as written.
         pattern: String,
         /// What is wrong with it.
         reason: String,
     },
-    /// An audit logger this implementation does not provide, not marked `is_optional`.
+    /// An audit logger this implementation does not provide, not marked `is_optional` (A59).
     #[error(
-        "audit logger {0:?} is not supported (only \"stdout_logger\"); mark it \"is_optional\" to skip it"
+        "{path}: audit logger {name:?} is not supported (only \"stdout_logger\"); mark it \"is_optional\" to skip it"
     )]
-    UnknownAuditLogger(String),
+    UnknownAuditLogger {
+        /// The logger entry's path.
+        path: String,
+        /// The logger's name.
+        name: String,
+    },
+    /// A `stdout_logger` with a non-empty `config`: it takes none, and a setting that would
+    /// be ignored is refused rather than trusted in silence.
+    #[error("{path}: \"stdout_logger\" takes no configuration; write \"config\": {{}}")]
+    LoggerConfig {
+        /// The logger entry's path.
+        path: String,
+    },
 }

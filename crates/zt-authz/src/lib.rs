@@ -24,11 +24,20 @@
 //! [`Policy::check`], [`Policy::coverage`] and [`Policy::explain`] analyse a policy against
 //! the methods a server serves, for tooling and CI.
 //!
+//! The reader accepts exactly the A43 schema: a wrong JSON type (`null` included), an unknown
+//! field or a repeated key is a [`PolicyError`] naming its JSON path, never read as "absent"
+//! (an absent rule part matches every caller).
+//!
+//! A second difference: a deny rule's header matcher also matches any single value of a
+//! repeated header, so sending a header twice cannot dodge a deny rule; allow rules keep A43's
+//! joined reading. `-bin` header values are matched base64-decoded, as gRPC does.
+//!
 //! [`Policy::from_json`] compiles once (and indexes rules by exact SPIFFE principal, so a policy
 //! of a thousand per-workload rules decides in tens of nanoseconds); [`Policy::evaluate`] is the
 //! per-request hot path and allocates nothing, except to join the values of a header the request repeats (A43 matches
-//! them as one comma-separated value).
+//! them as one comma-separated value) and to decode a `-bin` value a rule looks at.
 
+mod document;
 mod error;
 mod index;
 mod lint;

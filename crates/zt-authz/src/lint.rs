@@ -111,6 +111,30 @@ impl Policy {
                         );
                     }
                 }
+                let patterns = rule
+                    .principals
+                    .iter()
+                    .filter_map(|principal| match principal {
+                        PrincipalMatch::Raw(pattern) => Some(("principal", pattern)),
+                        PrincipalMatch::Spiffe(_) => None,
+                    })
+                    .chain(rule.paths.iter().map(|path| ("path", path)))
+                    .chain(rule.headers.iter().flat_map(|header| {
+                        header.values.iter().map(|value| ("header value", value))
+                    }));
+                for (what, pattern) in patterns {
+                    if pattern.is_two_sided() {
+                        report(
+                            Severity::Warning,
+                            format!(
+                                "{what} \"{pattern}\" is read as a prefix (values starting with \
+                                 \"{}\"), as grpc-go reads it; gRPC C++ reads it as a suffix, \
+                                 and neither reads \"contains\": write a prefix or a suffix",
+                                pattern.to_string().trim_end_matches('*')
+                            ),
+                        );
+                    }
+                }
                 let reach = rule.reach(methods);
                 if reach.is_empty() {
                     report(
@@ -285,6 +309,14 @@ impl PrincipalMatch {
                 "principal \"\" matches only unauthenticated peers, and this server lets none \
                  through (mutual TLS is required)"
                     .into(),
+            )),
+            Self::Raw(pattern) if pattern.to_string().contains('=') => Some((
+                Severity::Warning,
+                format!(
+                    "principal \"{pattern}\" can only match the certificate's subject, and gRPC \
+                     implementations write a subject differently (this server as grpc-go does, \
+                     CN=a,O=b; gRPC C++ as OpenSSL's RFC 2253); prefer a spiffe:// principal"
+                ),
             )),
             Self::Raw(pattern) => Some((
                 Severity::Warning,
@@ -528,6 +560,49 @@ mod tests {
                 .iter()
                 .any(|f| f.starts_with("error: allow_rules[unauthenticated]: principal \"\""))
         );
+    }
+
+    #[test]
+    fn implementation_specific_patterns_are_flagged() {
+        let with_header = serde_json::json!({
+            "name": "header",
+            "source": {"principals": [PAY]},
+            "request": {"paths": ["/bank.v1.Bank/Get"],
+                        "headers": [{"key": "x-role", "values": ["*admin*"]}]},
+        })
+        .to_string();
+        let p = policy(
+            "",
+            &[
+                rule(
+                    "subject",
+                    &["CN=legacy-batch,O=bughunt"],
+                    &["/bank.v1.Bank/Get"],
+                ),
+                rule("two-sided", &["*pay*"], &["*Bank*"]),
+                with_header,
+            ]
+            .join(","),
+        );
+        let found = messages(&p);
+        let has = |start: &str| found.iter().any(|f| f.starts_with(start));
+        assert!(
+            has(
+                "warning: allow_rules[subject]: principal \"CN=legacy-batch,O=bughunt\" can only \
+             match the certificate's subject, and gRPC implementations write a subject differently"
+            ),
+            "{found:#?}"
+        );
+        for start in [
+            "warning: allow_rules[two-sided]: principal \"*pay*\" is read as a prefix (values \
+             starting with \"*pay\")",
+            "warning: allow_rules[two-sided]: path \"*Bank*\" is read as a prefix",
+            "warning: allow_rules[header]: header value \"*admin*\" is read as a prefix",
+        ] {
+            assert!(has(start), "{start}\n{found:#?}");
+        }
+        // A plain prefix or suffix is not flagged.
+        assert!(!found.iter().any(|f| f.contains("\"pay*\" is read")));
     }
 
     #[test]

@@ -29,11 +29,22 @@ impl StringMatch {
         }
     }
 
+    /// Whether the pattern was written `*x*`. A43 does not define it: grpc-go (and this crate)
+    /// read the trailing `*` first, a prefix `*x`; gRPC C++ reads a suffix `x*`.
+    pub(crate) fn is_two_sided(&self) -> bool {
+        matches!(self, Self::Prefix(prefix) if prefix.starts_with('*'))
+    }
+
     pub(crate) fn matches(&self, value: &str) -> bool {
+        self.matches_bytes(value.as_bytes())
+    }
+
+    /// Matches raw bytes (header values, which need not be UTF-8), as gRPC compares them.
+    pub(crate) fn matches_bytes(&self, value: &[u8]) -> bool {
         match self {
-            Self::Exact(exact) => value == &**exact,
-            Self::Prefix(prefix) => value.starts_with(&**prefix),
-            Self::Suffix(suffix) => value.ends_with(&**suffix),
+            Self::Exact(exact) => value == exact.as_bytes(),
+            Self::Prefix(prefix) => value.starts_with(prefix.as_bytes()),
+            Self::Suffix(suffix) => value.ends_with(suffix.as_bytes()),
             Self::Present => !value.is_empty(),
         }
     }

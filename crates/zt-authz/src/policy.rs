@@ -1,105 +1,19 @@
 //! The A43 document model, its compilation, and the per-request evaluation.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::HashMap;
 
-use http::{HeaderMap, HeaderName};
-use serde::Deserialize;
+use base64::Engine as _;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use zt_identity::PeerIdentity;
 
+use crate::document::{HeaderDoc, PolicyDoc, RuleDoc};
 use crate::error::PolicyError;
 use crate::index::RuleIndex;
 use crate::matcher::{SpiffeMatch, StringMatch};
 
-// ===== the JSON document, as grpc-go reads it =====
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyDoc {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    deny_rules: Option<Vec<RuleDoc>>,
-    #[serde(default)]
-    allow_rules: Option<Vec<RuleDoc>>,
-    #[serde(default)]
-    audit_logging_options: Option<AuditLoggingOptionsDoc>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleDoc {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    source: Option<SourceDoc>,
-    #[serde(default)]
-    request: Option<RequestDoc>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SourceDoc {
-    #[serde(default)]
-    principals: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestDoc {
-    #[serde(default)]
-    paths: Option<Vec<String>>,
-    #[serde(default)]
-    headers: Option<Vec<HeaderDoc>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HeaderDoc {
-    #[serde(default)]
-    key: String,
-    #[serde(default)]
-    values: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditLoggingOptionsDoc {
-    #[serde(default)]
-    audit_condition: AuditCondition,
-    #[serde(default)]
-    audit_loggers: Option<Vec<AuditLoggerDoc>>,
-}
-
-/// One entry of `audit_loggers`, in either spelling: grpc-go's
-/// `{"name": "stdout_logger", "config": {}, "is_optional": false}`, or the keyed shorthand
-/// `{"stdout_logger": {}}` (the logger's name as the only key, its config as the value).
-#[derive(Deserialize)]
-#[serde(
-    untagged,
-    expecting = "an audit logger: {\"name\": ..., \"config\": ..., \"is_optional\": ...} or {\"<logger name>\": {config}}"
-)]
-enum AuditLoggerDoc {
-    Named(NamedAuditLoggerDoc),
-    Keyed(std::collections::BTreeMap<String, serde_json::Value>),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NamedAuditLoggerDoc {
-    name: String,
-    #[serde(default)]
-    #[allow(
-        dead_code,
-        reason = "accepted for grpc-go compatibility; stdout_logger takes no config"
-    )]
-    config: Option<serde_json::Value>,
-    #[serde(default)]
-    is_optional: bool,
-}
-
 /// When A59 audit lines are written (`audit_logging_options.audit_condition`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum AuditCondition {
     /// Never (the default).
     #[default]
@@ -113,6 +27,21 @@ pub enum AuditCondition {
 }
 
 impl AuditCondition {
+    /// The names A59 gives the conditions, as written in a policy.
+    pub const NAMES: &'static [&'static str] =
+        &["NONE", "ON_DENY", "ON_ALLOW", "ON_DENY_AND_ALLOW"];
+
+    /// The condition named `name` (one of [`AuditCondition::NAMES`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "NONE" => Self::None,
+            "ON_DENY" => Self::OnDeny,
+            "ON_ALLOW" => Self::OnAllow,
+            "ON_DENY_AND_ALLOW" => Self::OnDenyAndAllow,
+            _ => return None,
+        })
+    }
+
     /// Whether a decision with this outcome is audited.
     pub fn audits(self, allowed: bool) -> bool {
         match self {
@@ -162,6 +91,20 @@ pub(crate) struct HeaderMatch {
     pub(crate) name: HeaderName,
     /// Any may match.
     pub(crate) values: Vec<StringMatch>,
+    /// A `-bin` key: values are matched base64-decoded.
+    pub(crate) binary: bool,
+    /// How a repeated header is matched.
+    pub(crate) matching: Matching,
+}
+
+/// How a header matcher treats a header the request repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Matching {
+    /// Allow rules, as A43: the values joined with `,` must match.
+    Joined,
+    /// Deny rules: the joined value or any single value. A request cannot escape a deny rule
+    /// by sending the header twice (the class of Envoy's GHSA-ghc4-35x6-crw5).
+    FailClosed,
 }
 
 /// What the evaluator needs to know about one request.
@@ -208,36 +151,31 @@ impl<'p> Decision<'p> {
 }
 
 impl Policy {
-    /// Parses and compiles a policy. Unknown fields are errors: a misspelt key must never
-    /// silently widen access.
+    /// Parses and compiles a policy.
+    ///
+    /// The reader accepts exactly the A43 schema and A59's `audit_logging_options`: a wrong
+    /// JSON type (`null` included), an unknown field or a key written twice is a
+    /// [`PolicyError`] naming its JSON path, never read as "absent" (an absent rule part
+    /// matches every caller). Further errors: an empty policy or rule name, no allow rules,
+    /// two rules of one list with one name, a header A43 forbids, a `spiffe://` pattern that
+    /// is not segment-wise, an audit logger this crate does not provide.
     pub fn from_json(json: &str) -> Result<Self, PolicyError> {
-        let doc: PolicyDoc = serde_json::from_str(json)?;
-        if doc.name.is_empty() {
-            return Err(PolicyError::MissingName);
-        }
-        let allow_docs = doc.allow_rules.unwrap_or_default();
-        if allow_docs.is_empty() {
-            return Err(PolicyError::NoAllowRules);
-        }
-        let deny = compile_rules("deny_rules", doc.deny_rules.unwrap_or_default())?;
-        let allow = compile_rules("allow_rules", allow_docs)?;
-
-        let audit = doc.audit_logging_options;
-        let audit_condition = audit
-            .as_ref()
-            .map(|a| a.audit_condition)
-            .unwrap_or_default();
+        let doc = PolicyDoc::parse(json)?;
+        let deny = compile_rules(doc.deny_rules, Matching::FailClosed)?;
+        let allow = compile_rules(doc.allow_rules, Matching::Joined)?;
         let mut audit_to_stdout = false;
-        for logger in audit.and_then(|a| a.audit_loggers).unwrap_or_default() {
-            let (names, optional) = match logger {
-                AuditLoggerDoc::Named(named) => (vec![named.name], named.is_optional),
-                AuditLoggerDoc::Keyed(keyed) => (keyed.into_keys().collect(), false),
-            };
-            for name in names {
-                match name.as_str() {
-                    "stdout_logger" => audit_to_stdout = true,
-                    _ if optional => {}
-                    _ => return Err(PolicyError::UnknownAuditLogger(name)),
+        for logger in doc.audit_loggers {
+            match logger.name.as_str() {
+                "stdout_logger" if logger.configured => {
+                    return Err(PolicyError::LoggerConfig { path: logger.path });
+                }
+                "stdout_logger" => audit_to_stdout = true,
+                _ if logger.is_optional => {}
+                _ => {
+                    return Err(PolicyError::UnknownAuditLogger {
+                        path: logger.path,
+                        name: logger.name,
+                    });
                 }
             }
         }
@@ -247,7 +185,7 @@ impl Policy {
             allow_index: RuleIndex::new(&allow),
             deny,
             allow,
-            audit_condition,
+            audit_condition: doc.audit_condition,
             audit_to_stdout,
         })
     }
@@ -290,20 +228,19 @@ impl Policy {
     }
 }
 
-fn compile_rules(list: &'static str, docs: Vec<RuleDoc>) -> Result<Vec<Rule>, PolicyError> {
-    let mut seen = HashSet::new();
+fn compile_rules(docs: Vec<RuleDoc>, matching: Matching) -> Result<Vec<Rule>, PolicyError> {
+    let mut seen: HashMap<String, String> = HashMap::new();
     let mut rules = Vec::with_capacity(docs.len());
-    for (index, doc) in docs.into_iter().enumerate() {
-        if doc.name.is_empty() {
-            return Err(PolicyError::UnnamedRule { list, index });
-        }
-        if !seen.insert(doc.name.clone()) {
+    for doc in docs {
+        if let Some(first) = seen.get(&doc.name) {
             return Err(PolicyError::DuplicateRule {
-                list,
+                path: doc.path,
                 name: doc.name,
+                first: first.clone(),
             });
         }
-        rules.push(Rule::compile(doc)?);
+        seen.insert(doc.name.clone(), doc.path.clone());
+        rules.push(Rule::compile(doc, matching)?);
     }
     Ok(rules)
 }
@@ -323,19 +260,17 @@ const FORBIDDEN_HEADERS: &[&str] = &[
 ];
 
 impl Rule {
-    fn compile(doc: RuleDoc) -> Result<Self, PolicyError> {
-        let name = doc.name;
+    fn compile(doc: RuleDoc, matching: Matching) -> Result<Self, PolicyError> {
         let principals = doc
-            .source
-            .and_then(|s| s.principals)
-            .unwrap_or_default()
+            .principals
             .into_iter()
-            .map(|pattern| {
+            .enumerate()
+            .map(|(index, pattern)| {
                 if pattern.starts_with("spiffe://") {
                     SpiffeMatch::new(&pattern)
                         .map(PrincipalMatch::Spiffe)
                         .map_err(|reason| PolicyError::SpiffePattern {
-                            rule: name.clone(),
+                            path: format!("{}.source.principals[{index}]", doc.path),
                             pattern,
                             reason,
                         })
@@ -344,22 +279,14 @@ impl Rule {
                 }
             })
             .collect::<Result<_, _>>()?;
-
-        let request = doc.request;
-        let paths = request
-            .as_ref()
-            .and_then(|r| r.paths.as_ref())
-            .map(|paths| paths.iter().map(|p| StringMatch::new(p)).collect())
-            .unwrap_or_default();
-        let headers = request
-            .and_then(|r| r.headers)
-            .unwrap_or_default()
+        let paths = doc.paths.iter().map(|p| StringMatch::new(p)).collect();
+        let headers = doc
+            .headers
             .into_iter()
-            .map(|header| HeaderMatch::compile(&name, header))
+            .map(|header| HeaderMatch::compile(header, matching))
             .collect::<Result<_, _>>()?;
-
         Ok(Self {
-            name: name.into(),
+            name: doc.name.into(),
             principals,
             paths,
             headers,
@@ -390,16 +317,13 @@ impl PrincipalMatch {
 }
 
 impl HeaderMatch {
-    fn compile(rule: &str, doc: HeaderDoc) -> Result<Self, PolicyError> {
+    fn compile(doc: HeaderDoc, matching: Matching) -> Result<Self, PolicyError> {
         let key = doc.key.to_ascii_lowercase();
         let fail = |reason| PolicyError::Header {
-            rule: rule.to_owned(),
+            path: doc.path.clone(),
             key: doc.key.clone(),
             reason,
         };
-        if key.is_empty() {
-            return Err(fail("\"key\" is missing or empty"));
-        }
         if key.starts_with(':') || key.starts_with("grpc-") || FORBIDDEN_HEADERS.contains(&&*key) {
             return Err(fail(
                 "pseudo, hop-by-hop, host and grpc-* headers cannot be matched",
@@ -407,39 +331,69 @@ impl HeaderMatch {
         }
         let name =
             HeaderName::from_bytes(key.as_bytes()).map_err(|_| fail("not a valid header name"))?;
-        let values: Vec<_> = doc
-            .values
-            .unwrap_or_default()
-            .iter()
-            .map(|v| StringMatch::new(v))
-            .collect();
-        if values.is_empty() {
-            return Err(fail("\"values\" is missing or empty"));
-        }
-        Ok(Self { name, values })
+        Ok(Self {
+            binary: key.ends_with("-bin"),
+            values: doc.values.iter().map(|v| StringMatch::new(v)).collect(),
+            name,
+            matching,
+        })
     }
 
+    /// Whether the request's values of this header satisfy the matcher.
+    ///
+    /// One value is matched as it is. A repeated header is matched, as A43 says, as its values
+    /// joined with `,`; a deny rule ([`Matching::FailClosed`]) also matches if any single value
+    /// does, so sending a header twice cannot dodge it. Binary (`-bin`) values are matched
+    /// decoded, as gRPC does; one that is not valid base64 matches a deny rule and no allow rule.
     fn matches(&self, headers: &HeaderMap) -> bool {
-        let mut all = headers.get_all(&self.name).iter();
-        let Some(first) = all.next() else {
+        let mut values = headers.get_all(&self.name).iter();
+        let Some(first) = values.next() else {
             return false;
         };
-        let Ok(first) = first.to_str() else {
-            return false;
+        let Some(second) = values.next() else {
+            return self.value_matches(first);
         };
-        let rest: Vec<_> = all.collect();
-        if rest.is_empty() {
-            return self.values.iter().any(|v| v.matches(first));
-        }
-        // A43: a header sent several times is matched as its values joined with ','.
-        let mut joined = first.to_owned();
-        for value in rest {
-            let Ok(value) = value.to_str() else {
-                return false;
+        let fail_closed = self.matching == Matching::FailClosed;
+        let mut joined = Vec::new();
+        for (position, value) in [first, second].into_iter().chain(values).enumerate() {
+            let Some(bytes) = self.decode(value) else {
+                return fail_closed;
             };
-            joined.push(',');
-            joined.push_str(value);
+            if fail_closed && self.any_value_matches(&bytes) {
+                return true;
+            }
+            if position > 0 {
+                joined.push(b',');
+            }
+            joined.extend_from_slice(&bytes);
         }
-        self.values.iter().any(|v| v.matches(&joined))
+        self.any_value_matches(&joined)
+    }
+
+    fn value_matches(&self, value: &HeaderValue) -> bool {
+        match self.decode(value) {
+            Some(bytes) => self.any_value_matches(&bytes),
+            None => self.matching == Matching::FailClosed,
+        }
+    }
+
+    fn any_value_matches(&self, bytes: &[u8]) -> bool {
+        self.values.iter().any(|v| v.matches_bytes(bytes))
+    }
+
+    /// The bytes a value stands for: itself, or for a `-bin` header its base64 decoding
+    /// (padded or not, as the gRPC HTTP/2 protocol allows). `None`: not valid base64.
+    fn decode<'v>(&self, value: &'v HeaderValue) -> Option<Cow<'v, [u8]>> {
+        if !self.binary {
+            return Some(Cow::Borrowed(value.as_bytes()));
+        }
+        BINARY_HEADER.decode(value.as_bytes()).ok().map(Cow::Owned)
     }
 }
+
+/// gRPC's `-bin` header encoding: standard base64, padding optional.
+const BINARY_HEADER: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);

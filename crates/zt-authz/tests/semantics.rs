@@ -358,70 +358,316 @@ fn audit_loggers_in_either_spelling() {
     // An unknown logger is an error unless marked optional (A59).
     assert!(matches!(
         with(r#"{"cloud_logger":{}}"#),
-        Err(PolicyError::UnknownAuditLogger(name)) if name == "cloud_logger"
+        Err(PolicyError::UnknownAuditLogger { name, .. }) if name == "cloud_logger"
     ));
     let optional = with(r#"{"name":"cloud_logger","is_optional":true}"#).unwrap();
     assert!(!optional.audit_to_stdout());
 }
 
 #[test]
-fn malformed_policies_are_refused_with_the_reason() {
-    type Check = fn(&PolicyError) -> bool;
-    let table: &[(&str, Check)] = &[
-        ("not json", |e| matches!(e, PolicyError::Json(_))),
+fn malformed_policies_are_refused_with_the_json_path_and_reason() {
+    let table = [
+        (
+            "not json",
+            "invalid policy JSON: expected ident at line 1 column 2",
+        ),
         (
             r#"{"name":"p","allow_rules":[{"name":"r"}],"alow_rules":[]}"#,
-            |e| matches!(e, PolicyError::Json(_)),
+            "alow_rules: unknown field (expected one of: name, deny_rules, allow_rules, audit_logging_options)",
         ),
         (
             r#"{"name":"p","allow_rules":[{"name":"r","sorce":{}}]}"#,
-            |e| matches!(e, PolicyError::Json(_)),
+            "allow_rules[0].sorce: unknown field (expected one of: name, source, request)",
         ),
-        (r#"{"allow_rules":[{"name":"r"}]}"#, |e| {
-            matches!(e, PolicyError::MissingName)
-        }),
-        (r#"{"name":"p"}"#, |e| {
-            matches!(e, PolicyError::NoAllowRules)
-        }),
-        (r#"{"name":"p","allow_rules":[]}"#, |e| {
-            matches!(e, PolicyError::NoAllowRules)
-        }),
-        (r#"{"name":"p","allow_rules":[{"source":{}}]}"#, |e| {
-            matches!(e, PolicyError::UnnamedRule { index: 0, .. })
-        }),
+        (
+            r#"{"name":"p","allow_rules":[{"name":"r","request":{"paths":["/a"],"header":[]}}]}"#,
+            "allow_rules[0].request.header: unknown field (expected one of: paths, headers)",
+        ),
+        (
+            r#"{"allow_rules":[{"name":"r"}]}"#,
+            "name: missing or empty",
+        ),
+        (
+            r#"{"name":"","allow_rules":[{"name":"r"}]}"#,
+            "name: missing or empty",
+        ),
+        (r#"{"name":"p"}"#, "allow_rules: missing or empty"),
+        (
+            r#"{"name":"p","allow_rules":[]}"#,
+            "allow_rules: missing or empty",
+        ),
+        (
+            r#"{"name":"p","allow_rules":[{"source":{}}]}"#,
+            "allow_rules[0].name: missing or empty",
+        ),
         (
             r#"{"name":"p","allow_rules":[{"name":"r"},{"name":"r"}]}"#,
-            |e| matches!(e, PolicyError::DuplicateRule { .. }),
+            r#"allow_rules[1].name: "r" is already the name of allow_rules[0]"#,
         ),
         (
             r#"{"name":"p","allow_rules":[{"name":"r","request":{"headers":[{"key":":path","values":["x"]}]}}]}"#,
-            |e| matches!(e, PolicyError::Header { .. }),
+            r#"allow_rules[0].request.headers[0].key: ":path": pseudo, hop-by-hop, host and grpc-* headers cannot be matched"#,
         ),
         (
             r#"{"name":"p","allow_rules":[{"name":"r","request":{"headers":[{"key":"grpc-timeout","values":["x"]}]}}]}"#,
-            |e| matches!(e, PolicyError::Header { .. }),
+            r#"allow_rules[0].request.headers[0].key: "grpc-timeout": pseudo, hop-by-hop, host and grpc-* headers cannot be matched"#,
         ),
         (
             r#"{"name":"p","allow_rules":[{"name":"r","request":{"headers":[{"key":"Host","values":["x"]}]}}]}"#,
-            |e| matches!(e, PolicyError::Header { .. }),
+            r#"allow_rules[0].request.headers[0].key: "Host": pseudo, hop-by-hop, host and grpc-* headers cannot be matched"#,
         ),
         (
             r#"{"name":"p","allow_rules":[{"name":"r","request":{"headers":[{"key":"x","values":[]}]}}]}"#,
-            |e| matches!(e, PolicyError::Header { .. }),
+            "allow_rules[0].request.headers[0].values: missing or empty",
+        ),
+        (
+            r#"{"name":"p","allow_rules":[{"name":"r","request":{"headers":[{"values":["v"]}]}}]}"#,
+            "allow_rules[0].request.headers[0].key: missing or empty",
         ),
         (
             r#"{"name":"p","allow_rules":[{"name":"r"}],"audit_logging_options":{"audit_condition":"SOMETIMES"}}"#,
-            |e| matches!(e, PolicyError::Json(_)),
+            r#"audit_logging_options.audit_condition: unknown value "SOMETIMES" (expected one of: NONE, ON_DENY, ON_ALLOW, ON_DENY_AND_ALLOW)"#,
         ),
         (
             r#"{"name":"p","allow_rules":[{"name":"r"}],"audit_logging_options":{"audit_loggers":[{"name":"syslog"}]}}"#,
-            |e| matches!(e, PolicyError::UnknownAuditLogger(_)),
+            r#"audit_logging_options.audit_loggers[0]: audit logger "syslog" is not supported (only "stdout_logger"); mark it "is_optional" to skip it"#,
+        ),
+        (
+            r#"{"name":"p","allow_rules":[{"name":"r"}],"audit_logging_options":{"audit_loggers":[{"name":"stdout_logger","config":{"level":"debug"}}]}}"#,
+            r#"audit_logging_options.audit_loggers[0]: "stdout_logger" takes no configuration; write "config": {}"#,
+        ),
+        (
+            r#"{"name":"p","allow_rules":[{"name":"r"}],"audit_logging_options":{"audit_loggers":[{"stdout_logger":{},"other":{}}]}}"#,
+            r#"audit_logging_options.audit_loggers[0]: expected {"name": ..., "config": {...}, "is_optional": ...} or {"<logger name>": {...}}, found an object with other keys"#,
         ),
     ];
-    for (json, check) in table {
+    for (json, want) in table {
         let err = Policy::from_json(json).unwrap_err();
-        assert!(check(&err), "{json} gave {err}");
+        assert_eq!(err.to_string(), want, "{json}");
     }
+}
+
+/// The reports that found the fail-open readings: each was a policy that allowed every caller.
+#[test]
+fn malformed_rules_fail_closed_instead_of_matching_everyone() {
+    let table = [
+        // An array where a rule belongs was read as a rule named "a" with nothing else.
+        (
+            r#"{"name":"p","allow_rules":[["a"]]}"#,
+            "allow_rules[0]: expected an object, found an array",
+        ),
+        // `null` was read as an absent source, which matches any caller.
+        (
+            r#"{"name":"a","allow_rules":[{"name":"r","source":null,"request":{"paths":["/a.B/C"]}}]}"#,
+            "allow_rules[0].source: expected an object, found null",
+        ),
+        (
+            r#"{"name":"a","allow_rules":[{"name":"r","source":{"principals":null}}]}"#,
+            "allow_rules[0].source.principals: expected an array, found null",
+        ),
+        (
+            r#"{"name":"a","allow_rules":[{"name":"r","request":{"paths":null}}]}"#,
+            "allow_rules[0].request.paths: expected an array, found null",
+        ),
+        (
+            r#"{"name":"a","allow_rules":[{"name":"r","request":{"headers":null}}]}"#,
+            "allow_rules[0].request.headers: expected an array, found null",
+        ),
+        (
+            r#"{"name":"a","deny_rules":null,"allow_rules":[{"name":"r"}]}"#,
+            "deny_rules: expected an array, found null",
+        ),
+        // A later key would silently replace an earlier, narrower one.
+        (
+            r#"{"name":"a","allow_rules":[{"name":"r","source":{"principals":["spiffe://td/a"]},"source":{}}]}"#,
+            "allow_rules[0].source: written twice in one object",
+        ),
+        // grpc-go and gRPC C++ refuse a logger config that is not an object.
+        (
+            r#"{"name":"p","allow_rules":[{"name":"r"}],"audit_logging_options":{"audit_loggers":[{"name":"stdout_logger","config":"abc"}]}}"#,
+            "audit_logging_options.audit_loggers[0].config: expected an object, found a string",
+        ),
+        (
+            r#"{"name":"p","allow_rules":[{"name":"r"}],"audit_logging_options":{"audit_loggers":[{"name":"x","config":123,"is_optional":true}]}}"#,
+            "audit_logging_options.audit_loggers[0].config: expected an object, found a number",
+        ),
+    ];
+    for (json, want) in table {
+        let err = Policy::from_json(json).unwrap_err();
+        assert_eq!(err.to_string(), want, "{json}");
+    }
+}
+
+/// Every field of the schema, given every JSON type it must not have, is refused with its
+/// path and both types. The template uses every field, so a field this table misses shows
+/// up as an unrefused substitution.
+#[test]
+fn every_field_refuses_every_wrong_json_type() {
+    use serde_json::{Value, json};
+
+    let rule = |name: &str| {
+        json!({"name": name,
+               "source": {"principals": ["spiffe://td/a"]},
+               "request": {"paths": ["/a.B/C"],
+                           "headers": [{"key": "x-h", "values": ["v"]}]}})
+    };
+    let template = json!({
+        "name": "p",
+        "deny_rules": [rule("d")],
+        "allow_rules": [rule("a")],
+        "audit_logging_options": {
+            "audit_condition": "ON_DENY",
+            "audit_loggers": [
+                {"name": "stdout_logger", "config": {}, "is_optional": false},
+                {"stdout_logger": {}}
+            ]
+        }
+    });
+    Policy::from_json(&template.to_string()).expect("the template itself is valid");
+
+    let mut fields: Vec<(String, &str)> = [
+        ("/name", "a string"),
+        ("/audit_logging_options", "an object"),
+        ("/audit_logging_options/audit_condition", "a string"),
+        ("/audit_logging_options/audit_loggers", "an array"),
+        ("/audit_logging_options/audit_loggers/0", "an object"),
+        ("/audit_logging_options/audit_loggers/0/name", "a string"),
+        ("/audit_logging_options/audit_loggers/0/config", "an object"),
+        (
+            "/audit_logging_options/audit_loggers/0/is_optional",
+            "a boolean",
+        ),
+        ("/audit_logging_options/audit_loggers/1", "an object"),
+        (
+            "/audit_logging_options/audit_loggers/1/stdout_logger",
+            "an object",
+        ),
+    ]
+    .map(|(pointer, expected)| (pointer.to_owned(), expected))
+    .into();
+    for list in ["/deny_rules", "/allow_rules"] {
+        for (suffix, expected) in [
+            ("", "an array"),
+            ("/0", "an object"),
+            ("/0/name", "a string"),
+            ("/0/source", "an object"),
+            ("/0/source/principals", "an array"),
+            ("/0/source/principals/0", "a string"),
+            ("/0/request", "an object"),
+            ("/0/request/paths", "an array"),
+            ("/0/request/paths/0", "a string"),
+            ("/0/request/headers", "an array"),
+            ("/0/request/headers/0", "an object"),
+            ("/0/request/headers/0/key", "a string"),
+            ("/0/request/headers/0/values", "an array"),
+            ("/0/request/headers/0/values/0", "a string"),
+        ] {
+            fields.push((format!("{list}{suffix}"), expected));
+        }
+    }
+    let samples = [
+        (Value::Null, "null"),
+        (json!(["x"]), "an array"),
+        (json!({"x": 1}), "an object"),
+        (json!("x"), "a string"),
+        (json!(7), "a number"),
+        (json!(true), "a boolean"),
+    ];
+    let mut refused = 0;
+    for (pointer, expected) in fields {
+        // The JSON pointer as our messages write the path: `allow_rules[0].source`.
+        let path = pointer
+            .trim_start_matches('/')
+            .split('/')
+            .fold(String::new(), |path, part| match part.parse::<usize>() {
+                Ok(index) => format!("{path}[{index}]"),
+                Err(_) if path.is_empty() => part.to_owned(),
+                Err(_) => format!("{path}.{part}"),
+            });
+        for (sample, found) in &samples {
+            if *found == expected {
+                continue;
+            }
+            let mut doc = template.clone();
+            *doc.pointer_mut(&pointer).expect(&pointer) = sample.clone();
+            let err = Policy::from_json(&doc.to_string()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("{path}: expected {expected}, found {found}"),
+                "{pointer} = {sample}"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, (10 + 2 * 14) * 5);
+}
+
+/// Deny rules fail closed on a repeated header; allow rules keep A43's joined reading.
+#[test]
+fn a_repeated_header_cannot_dodge_a_deny_rule() {
+    let policy = Policy::from_json(
+        r#"{"name":"p",
+            "deny_rules":[{"name":"no-admins","request":{"headers":[{"key":"x-role","values":["admin"]}]}}],
+            "allow_rules":[{"name":"role-user","request":{"headers":[{"key":"x-role","values":["user"]}]}}]}"#,
+    )
+    .unwrap();
+    let who = peer("spiffe://td/a", &[], "a");
+    let headers = |values: &[&'static str]| {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append("x-role", HeaderValue::from_static(v));
+        }
+        map
+    };
+    let denied = Decision::Deny { rule: "no-admins" };
+    let table = [
+        (&["admin"][..], denied),
+        (&["user"][..], Decision::Allow { rule: "role-user" }),
+        // Joined, these read "user,admin" and "admin,admin": A43 alone would miss both.
+        (&["user", "admin"][..], denied),
+        (&["admin", "admin"][..], denied),
+        (&["admin", "user"][..], denied),
+        // Allow rules match the joined value only: "user,user" is not "user".
+        (&["user", "user"][..], Decision::DefaultDeny),
+    ];
+    for (values, want) in table {
+        assert_eq!(
+            decide(&policy, Some(&who), "/a.B/C", &headers(values)),
+            want,
+            "{values:?}"
+        );
+    }
+}
+
+/// `-bin` metadata is matched on the decoded bytes, as gRPC does.
+#[test]
+fn binary_headers_match_their_decoded_bytes() {
+    let policy = Policy::from_json(
+        r#"{"name":"p",
+            "deny_rules":[{"name":"no-root","request":{"headers":[{"key":"x-who-bin","values":["root"]}]}}],
+            "allow_rules":[{"name":"tokens","request":{"headers":[{"key":"x-token-bin","values":["hello"]}]}}]}"#,
+    )
+    .unwrap();
+    let who = peer("spiffe://td/a", &[], "a");
+    let decision = |pairs: &[(&'static str, &'static str)]| {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, HeaderValue::from_static(v));
+        }
+        decide(&policy, Some(&who), "/a.B/C", &map)
+    };
+    let allowed = Decision::Allow { rule: "tokens" };
+    let denied = Decision::Deny { rule: "no-root" };
+    // "hello" is aGVsbG8= in base64; gRPC accepts it with or without padding.
+    assert_eq!(decision(&[("x-token-bin", "aGVsbG8=")]), allowed);
+    assert_eq!(decision(&[("x-token-bin", "aGVsbG8")]), allowed);
+    // The text itself is not the value, and text that is not base64 matches no allow rule.
+    assert_eq!(decision(&[("x-token-bin", "hello")]), Decision::DefaultDeny);
+    // "root" is cm9vdA==; a deny rule also fails closed on a value it cannot decode.
+    let token = ("x-token-bin", "aGVsbG8=");
+    assert_eq!(decision(&[token, ("x-who-bin", "cm9vdA==")]), denied);
+    assert_eq!(decision(&[token, ("x-who-bin", "not base64!")]), denied);
+    assert_eq!(decision(&[token, ("x-who-bin", "dXNlcg==")]), allowed); // "user"
 }
 
 /// `explain` (behind `ledger policy explain`): the deciding rule, and every rule that matched.

@@ -332,6 +332,8 @@ fn bad_configuration_fails_before_listening_with_one_line_naming_the_file() {
         r#"{"name":"p","allow_rules":[{"name":"r","sourec":{"principals":["*"]}}]}"#,
     );
     let no_allow = write("policy-no-allow.json", r#"{"name":"p","deny_rules":[]}"#);
+    // Once read as an empty rule that allowed every caller.
+    let array_rule = write("policy-array-rule.json", r#"{"name":"p","allow_rules":[["a"]]}"#);
     let not_svid = p.pki.issue_params("not-svid", {
         let mut params = svid_params(&[]);
         params.subject_alt_names = vec![rcgen::SanType::DnsName("localhost".try_into().unwrap())];
@@ -394,12 +396,17 @@ fn bad_configuration_fails_before_listening_with_one_line_naming_the_file() {
         (
             "policy has an unknown field",
             [cert, key, &ca, &unknown_field],
-            "unknown field `sourec`",
+            "allow_rules[0].sourec: unknown field (expected one of: name, source, request)",
         ),
         (
             "policy has no allow rules",
             [cert, key, &ca, &no_allow],
             "allow_rules",
+        ),
+        (
+            "policy rule is an array",
+            [cert, key, &ca, &array_rule],
+            "allow_rules[0]: expected an object, found an array",
         ),
     ];
     for (what, [cert, key, ca, policy], problem) in cases {
