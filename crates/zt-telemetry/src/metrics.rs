@@ -187,6 +187,46 @@ impl Metrics {
             .inc();
     }
 
+    /// Creates the series of one decision at 0, if it does not exist yet: Prometheus advises
+    /// exporting every known label set from the start, so that an alert on its increase sees
+    /// the first event (a series born at 1 has no increase).
+    pub fn register_decision(
+        &self,
+        policy: &str,
+        rule: &str,
+        decision: &'static str,
+        mode: Mode,
+        method: &str,
+    ) {
+        let labels = DecisionLabels {
+            policy: policy.to_owned(),
+            rule: rule.to_owned(),
+            decision,
+            mode: mode.as_str(),
+            method: method.to_owned(),
+        };
+        let _ = self.inner.decisions.get_or_create(&labels);
+    }
+
+    /// Creates the `zt_authz_unauthenticated_total` series of each of `reasons` at 0 (see
+    /// [`Metrics::register_decision`]).
+    pub fn register_unauthenticated_reasons(&self, reasons: &[&'static str]) {
+        for &reason in reasons {
+            let _ = self
+                .inner
+                .unauthenticated
+                .get_or_create(&ReasonLabels { reason });
+        }
+    }
+
+    /// Creates the `zt_tls_handshake_refusals_total` series of each of `reasons` at 0 (see
+    /// [`Metrics::register_decision`]).
+    pub fn register_refusal_reasons(&self, reasons: &[&'static str]) {
+        for &reason in reasons {
+            let _ = self.inner.refusals.get_or_create(&ReasonLabels { reason });
+        }
+    }
+
     /// Counts a request refused for lack of a valid identity.
     pub fn unauthenticated(&self, reason: &'static str) {
         self.inner
@@ -318,5 +358,29 @@ mod tests {
         assert!(text.contains("zt_rpcs_in_flight 1"), "{text}");
         drop(guard);
         assert!(metrics.encode().contains("zt_rpcs_in_flight 0"));
+    }
+
+    #[test]
+    fn registered_series_exist_at_zero_and_count_on() {
+        let metrics = Metrics::new();
+        metrics.register_refusal_reasons(&["unknown_ca", "expired"]);
+        metrics.register_unauthenticated_reasons(&["revoked"]);
+        metrics.register_decision("ledger", "r", "deny", Mode::Enforce, "/a.B/C");
+        let text = metrics.encode();
+        for line in [
+            "zt_tls_handshake_refusals_total{reason=\"unknown_ca\"} 0",
+            "zt_tls_handshake_refusals_total{reason=\"expired\"} 0",
+            "zt_authz_unauthenticated_total{reason=\"revoked\"} 0",
+            "zt_authz_decisions_total{policy=\"ledger\",rule=\"r\",decision=\"deny\",mode=\"enforce\",method=\"/a.B/C\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        metrics.handshake_refused("expired");
+        metrics.register_refusal_reasons(&["expired"]);
+        assert!(
+            metrics
+                .encode()
+                .contains("zt_tls_handshake_refusals_total{reason=\"expired\"} 1")
+        );
     }
 }

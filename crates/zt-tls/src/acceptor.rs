@@ -78,13 +78,16 @@ impl Default for AcceptLimits {
 /// Each handshake uses the configuration `tls` holds at that moment, so a reload applies from
 /// the next connection on. Runs until the returned stream is dropped (tonic drops it on
 /// graceful shutdown), at which point the listener is closed. Refused peers are logged under
-/// the `zt_tls::refused` target with their address and a stable `reason`, and counted.
+/// the `zt_tls::refused` target with their address, a stable `reason` and the reason in words
+/// (`error`), and counted; every known reason's counter exists from the start, at 0.
 pub fn accept(
     listener: TcpListener,
     tls: Arc<ServerTls>,
     limits: AcceptLimits,
     metrics: Metrics,
 ) -> impl Stream<Item = Result<PeerStream, io::Error>> {
+    // Every reason a refusal can be counted under exists from now on, at 0.
+    metrics.register_refusal_reasons(crate::REFUSAL_REASONS);
     // A small buffer: connections wait here only while tonic spawns the previous one.
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(accept_loop(listener, tls, limits, metrics, tx));
@@ -178,7 +181,10 @@ impl Pending {
         };
         let tls = match result {
             Ok(tls) => tls,
-            Err(err) => return refuse(refusal_reason(&err), &err),
+            Err(err) => {
+                let failure = crate::describe_handshake(&err);
+                return refuse(failure.reason, &failure);
+            }
         };
         let resumed = tls.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
         let identity = OnceLock::new();
@@ -222,39 +228,10 @@ impl Pending {
 /// `unknown_ca`, `expired`, `not_yet_valid`, `revoked`, `not_svid`, `untrusted_trust_domain`,
 /// `bad_certificate`, `protocol_version`, `no_application_protocol`, `client_alert`, `not_tls`,
 /// `handshake_timeout`, `io`, `tls_error`. (The accept loop adds `connection_limit` for an
-/// authenticated peer turned away because every connection slot is taken.)
+/// authenticated peer turned away because every connection slot is taken.) The whole list is
+/// [`crate::REFUSAL_REASONS`]; [`crate::describe_handshake`] gives the sentence as well.
 pub fn refusal_reason(err: &io::Error) -> &'static str {
-    use rustls::{CertificateError as C, Error as E, PeerIncompatible};
-    if err.kind() == io::ErrorKind::TimedOut {
-        return "handshake_timeout";
-    }
-    let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<E>()) else {
-        return "io";
-    };
-    match tls {
-        E::NoCertificatesPresented => "no_certificate",
-        E::InvalidCertificate(cert) => match cert {
-            C::UnknownIssuer => "unknown_ca",
-            C::Expired | C::ExpiredContext { .. } => "expired",
-            C::NotValidYet | C::NotValidYetContext { .. } => "not_yet_valid",
-            C::Revoked => "revoked",
-            C::Other(other) => other
-                .0
-                .downcast_ref::<IdentityError>()
-                .map_or("bad_certificate", IdentityError::kind),
-            _ => "bad_certificate",
-        },
-        E::PeerIncompatible(
-            PeerIncompatible::Tls13RequiredForQuic
-            | PeerIncompatible::SupportedVersionsExtensionRequired
-            | PeerIncompatible::ServerDoesNotSupportTls12Or13,
-        ) => "protocol_version",
-        E::NoApplicationProtocol => "no_application_protocol",
-        // The client refused *our* certificate (or gave up) and said so.
-        E::AlertReceived(_) => "client_alert",
-        E::InvalidMessage(_) => "not_tls",
-        _ => "tls_error",
-    }
+    crate::describe_handshake(err).reason
 }
 
 /// An established, mutually authenticated connection, holding its slot in the connection cap

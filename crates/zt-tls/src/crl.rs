@@ -148,10 +148,7 @@ fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
     if bytes.starts_with(b"-----BEGIN") || bytes.iter().take(64).all(u8::is_ascii) {
         let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TlsError::Pem {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| crate::store::pem_error(path, &bytes, &e))?;
         if crls.is_empty() {
             return Err(TlsError::BadCrl {
                 path: path.to_owned(),

@@ -17,10 +17,12 @@
 //!   on it, checks it against the current CRLs, and can close the connection.
 //! - [`channel`] / [`MtlsConnector`]: a tonic channel (or just its connector) over mutual TLS.
 //! - [`probe`]: what a server answers a given client configuration (alert, close, accept).
+//! - [`describe_tls`] / [`describe_handshake`]: a TLS failure in words, with a stable `reason`.
 
 mod acceptor;
 mod client;
 mod crl;
+mod describe;
 mod error;
 mod probe;
 mod server;
@@ -30,6 +32,7 @@ mod verify;
 pub use acceptor::{AcceptLimits, PeerConnectInfo, PeerStream, accept, refusal_reason};
 pub use client::{ClientTls, MtlsConnector, channel, client_config};
 pub use crl::Crls;
+pub use describe::{REFUSAL_REASONS, TlsFailure, alert_name, describe_handshake, describe_tls};
 pub use error::TlsError;
 pub use probe::{Probe, probe};
 pub use server::{ServerFiles, ServerMaterial, ServerTls, server_config};

@@ -308,10 +308,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     let pem = read(path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| pem_error(path, &pem, &e))?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificates {
             path: path.to_owned(),
@@ -326,14 +323,62 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         rustls_pki_types::pem::Error::NoItemsFound => TlsError::NoPrivateKey {
             path: path.to_owned(),
         },
-        other => TlsError::Pem {
-            path: path.to_owned(),
-            reason: other.to_string(),
-        },
+        other => pem_error(path, &pem, &other),
     })
+}
+
+/// A PEM file the parser refused, said in words: the line, column and block where it breaks
+/// (the parser itself says `base64 decode error: InvalidCharacter(33)`).
+pub(crate) fn pem_error(path: &Path, pem: &[u8], err: &rustls_pki_types::pem::Error) -> TlsError {
+    use rustls_pki_types::pem::Error as E;
+    let reason = zt_telemetry::pem_problem(pem).unwrap_or_else(|| match err {
+        E::MissingSectionEnd { .. } => "a block has no END line".to_owned(),
+        E::IllegalSectionStart { .. } => "malformed BEGIN line".to_owned(),
+        E::Base64Decode(_) => "a block's base64 text is invalid".to_owned(),
+        E::SectionTooLarge => "a block is larger than 256 MB".to_owned(),
+        other => other.to_string(),
+    });
+    TlsError::Pem {
+        path: path.to_owned(),
+        reason,
+    }
 }
 
 /// Now, in Unix seconds: the unit certificate validity is compared in.
 pub fn unix_now() -> i64 {
     i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_pem_file_is_named_with_its_line_and_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\nMIIB\nMI!B\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = load_certs(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: malformed PEM: line 3, column 3: '!' is not a base64 character (PEM \
+                 block 1, CERTIFICATE, begins on line 1)",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "-----BEGIN PRIVATE KEY-----\nMIIB\n").unwrap();
+        let err = load_key(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "malformed PEM: line 3: the file ends before \"-----END PRIVATE KEY-----\" \
+                 (PEM block 1, PRIVATE KEY, begins on line 1)"
+            ),
+            "{err}"
+        );
+    }
 }
