@@ -7,15 +7,19 @@
 //!   profile (used by the CA tool's `inspect` and by validation alike, so both agree).
 //! - [`PeerIdentity`]: the identity of an authenticated peer, built by [`TrustedDomains::identify`]
 //!   from a verified chain, once per connection, and handed to authorization and handlers.
+//! - [`pkix_name_string`]: a subject as grpc-go writes it (Go's `pkix.Name.String()`), the text
+//!   gRFC A43 principals match; [`rfc4514`]: a name in RFC 4514 form, for issuers and CRLs.
 //!
 //! Nothing here does I/O or verifies signatures: chain building and signature checks belong to
 //! rustls-webpki, which does not look at URI SANs. This crate adds exactly what webpki leaves out.
 
+mod dn;
 mod error;
 mod peer;
 mod spiffe_id;
 mod svid;
 
+pub use dn::pkix_name_string;
 pub use error::{IdentityError, SpiffeIdError, SvidViolation};
 pub use peer::{PeerIdentity, TrustedDomains};
 pub use spiffe_id::{MAX_SPIFFE_ID_LEN, SpiffeId, TrustDomain};

@@ -31,12 +31,17 @@ impl PeerIdentity {
         &self.dns_names
     }
 
-    /// The subject distinguished name of the peer's certificate.
+    /// The subject of the peer's certificate as grpc-go writes it: Go's `pkix.Name.String()`
+    /// (attributes ordered by type, last first: `CN=payments,O=zt-grpc`; see
+    /// [`crate::pkix_name_string`]). This is the text gRFC A43 principals are matched against,
+    /// spelled as grpc-go spells it so that grpc-go policies naming subjects decide the same here.
     pub fn subject(&self) -> &str {
         &self.subject
     }
 
-    /// The issuer distinguished name of the peer's certificate (RFC 4514).
+    /// The issuer distinguished name of the peer's certificate, RFC 4514 form (the
+    /// certificate's RDN order reversed; see [`crate::rfc4514`]), as CRLs are matched. Not the
+    /// form of [`Self::subject`].
     pub fn issuer(&self) -> &str {
         &self.issuer
     }

@@ -9,6 +9,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Name;
 
+use crate::dn::pkix_name_string;
 use crate::error::{IdentityError, SvidViolation};
 use crate::spiffe_id::SpiffeId;
 
@@ -22,9 +23,13 @@ pub struct LeafReport {
     pub uri_sans: Vec<String>,
     /// Every DNS SAN, as written.
     pub dns_sans: Vec<String>,
-    /// The subject distinguished name, RFC 4514 style (`CN=ledger,O=zt`), see [`rfc4514`].
+    /// The subject as grpc-go writes it (Go's `pkix.Name.String()`, see
+    /// [`crate::pkix_name_string`]): the text gRFC A43 principals are matched against.
+    /// Attributes are ordered by type, not as the certificate lists them, so a certificate made
+    /// with `-subj /CN=ledger/O=zt` reads `CN=ledger,O=zt`.
     pub subject: String,
-    /// The issuer distinguished name.
+    /// The issuer distinguished name in RFC 4514 form (see [`rfc4514`]): the certificate's own
+    /// RDN order reversed. CRLs are matched to certificates by this text.
     pub issuer: String,
     /// The serial number in lowercase hex.
     pub serial: String,
@@ -51,8 +56,11 @@ impl LeafReport {
 
 /// Parses one DER certificate and checks it against the X509-SVID leaf profile.
 ///
-/// Fails only when the bytes are not a certificate (or carry trailing data); profile
-/// violations are listed in [`LeafReport::violations`].
+/// Fails when the bytes are not a certificate (or carry trailing data), and when the subject
+/// holds a value Go's certificate parser refuses (a string type Go does not read, invalid
+/// UTF-8, ...: see [`crate::pkix_name_string`]), because grpc-go would refuse that peer too and
+/// its principals could not be matched as grpc-go matches them. Profile violations are listed
+/// in [`LeafReport::violations`].
 pub fn inspect_leaf(der: &[u8]) -> Result<LeafReport, IdentityError> {
     let (rest, cert) =
         X509Certificate::from_der(der).map_err(|e| IdentityError::Malformed(e.to_string()))?;
@@ -151,7 +159,7 @@ pub fn inspect_leaf(der: &[u8]) -> Result<LeafReport, IdentityError> {
         spiffe_id,
         uri_sans,
         dns_sans,
-        subject: rfc4514(cert.subject()),
+        subject: pkix_name_string(cert.subject())?,
         issuer: rfc4514(cert.issuer()),
         serial: cert.tbs_certificate.serial.to_str_radix(16),
         not_before: validity.not_before.timestamp(),
@@ -184,9 +192,14 @@ fn malformed(err: impl std::fmt::Display) -> IdentityError {
     IdentityError::Malformed(err.to_string())
 }
 
-/// A distinguished name as RFC 4514 writes it, and as Go's `pkix.Name.String()` does (so a
-/// grpc-go policy matching subjects matches the same text here): last RDN first, `,` between
-/// RDNs, `+` inside one, special characters escaped, non-string values as `#` and hex DER.
+/// A distinguished name as RFC 4514 writes it: the certificate's RDNs last first, `,` between
+/// RDNs, `+` between the values of one RDN in their order, special characters escaped, values
+/// that are not PrintableString, UTF8String, IA5String or NumericString as `#` and hex.
+///
+/// This is the form used to match CRL issuers to certificates and to name CAs. It is **not**
+/// the text A43 principals match: grpc-go orders attributes by type and writes unknown types
+/// differently (`CN=a,O=b` where this writes `O=b,CN=a` for `-subj /CN=a/O=b`); that form is
+/// [`crate::pkix_name_string`].
 pub fn rfc4514(name: &X509Name<'_>) -> String {
     let registry = x509_parser::objects::oid_registry();
     let rdns: Vec<_> = name.iter_rdn().collect();

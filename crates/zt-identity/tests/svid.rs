@@ -140,10 +140,11 @@ fn untrusted_domain_and_missing_or_garbage_certs_are_refused() {
     ));
 }
 
-/// Subjects read as Go's `pkix.Name.String()` writes them (RFC 4514: last RDN first, no
-/// spaces, specials escaped), so a grpc-go policy naming a subject matches here too.
+/// Escaping as Go's `pkix.Name.String()` does it. Written in the order C, O, CN, this name
+/// reads the same in grpc-go's form (ordered by type) and in RFC 4514 (the issuer's form: the
+/// certificate's order reversed); `tests/grpc_go_subject.rs` has the names where they differ.
 #[test]
-fn subject_is_formatted_like_rfc4514_and_grpc_go() {
+fn subject_is_escaped_like_grpc_go() {
     let mut params = svid_params(&["spiffe://zt.example/a"]);
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::CountryName, "DE");
