@@ -157,11 +157,19 @@ impl Ca {
             path: path.to_owned(),
             reason,
         };
-        let key = KeyPair::from_pem(key_pem)
-            .map_err(|e| bad(key_origin, format!("not a usable private key: {e}")))?;
+        let key = KeyPair::from_pem(key_pem).map_err(|e| {
+            let reason = zt_telemetry::pem_problem(key_pem.as_bytes())
+                .map_or_else(|| e.to_string(), |p| format!("malformed PEM: {p}"));
+            bad(key_origin, format!("not a usable private key: {reason}"))
+        })?;
         let der = rustls_pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes())
             .map(|der: rustls_pki_types::CertificateDer<'static>| der)
-            .map_err(|e| bad(cert_origin, format!("no PEM certificate: {e}")))?;
+            .map_err(|e| {
+                bad(
+                    cert_origin,
+                    crate::files::pem_reason(cert_pem, &e, "certificate"),
+                )
+            })?;
         let (_, cert) = X509Certificate::from_der(&der)
             .map_err(|e| bad(cert_origin, format!("malformed certificate: {e}")))?;
         if !cert.is_ca() {

@@ -82,7 +82,7 @@ impl Ca {
         };
         let der: rustls_pki_types::CertificateRevocationListDer<'static> =
             rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
-                .map_err(|e| bad(format!("no PEM CRL: {e}")))?;
+                .map_err(|e| bad(crate::files::pem_reason(pem, &e, "CRL")))?;
         let (_, crl) = CertificateRevocationList::from_der(&der)
             .map_err(|e| bad(format!("malformed CRL: {e}")))?;
         if !self.holds_for_own_certificate(|ca| crl.verify_signature(ca.public_key()).is_ok()) {

@@ -17,6 +17,9 @@ pub enum PkiError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The directory to write into does not exist (and creating it was not asked for).
+    #[error("{}: no such directory (pass --mkdir to create it)", .0.display())]
+    MissingDirectory(PathBuf),
     /// Refusing to replace existing key material.
     #[error("{}: already exists (pass --force to overwrite)", .0.display())]
     Exists(PathBuf),

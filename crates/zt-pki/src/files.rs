@@ -18,15 +18,34 @@ pub enum Secrecy {
 
 /// Files to write together: either all are written or, if any already exists and `force` is
 /// off, none is (so a failed run never leaves a key without its certificate).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Bundle {
     files: Vec<(PathBuf, String, Secrecy)>,
+    /// Whether missing parent directories are created (or refused).
+    create_dirs: bool,
+}
+
+impl Default for Bundle {
+    fn default() -> Self {
+        Self {
+            files: Vec::new(),
+            create_dirs: true,
+        }
+    }
 }
 
 impl Bundle {
-    /// An empty set of files.
+    /// An empty set of files, whose missing parent directories [`Bundle::write`] creates.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether [`Bundle::write`] creates missing parent directories (the default) or refuses,
+    /// writing nothing, with [`PkiError::MissingDirectory`]: a mistyped path must not become
+    /// a new directory holding a private key nobody will find.
+    pub fn create_dirs(&mut self, create: bool) -> &mut Self {
+        self.create_dirs = create;
+        self
     }
 
     /// Adds one file.
@@ -50,9 +69,18 @@ impl Bundle {
         self.add(leaf_cert(base), leaf.cert_pem, Secrecy::Public)
     }
 
-    /// Writes every file, creating parent directories. Without `force`, refuses (writing
-    /// nothing) if any file exists.
+    /// Writes every file, creating parent directories (see [`Bundle::create_dirs`]). Without
+    /// `force`, refuses (writing nothing) if any file exists.
     pub fn write(&self, force: bool) -> Result<Vec<PathBuf>, PkiError> {
+        if !self.create_dirs
+            && let Some(dir) = self
+                .files
+                .iter()
+                .filter_map(|(path, ..)| path.parent())
+                .find(|dir| !dir.as_os_str().is_empty() && !dir.is_dir())
+        {
+            return Err(PkiError::MissingDirectory(dir.to_owned()));
+        }
         if !force && let Some((path, ..)) = self.files.iter().find(|(path, ..)| path.exists()) {
             return Err(PkiError::Exists(path.clone()));
         }
@@ -120,6 +148,23 @@ fn write_file(path: &Path, contents: &str, secrecy: Secrecy) -> Result<(), PkiEr
         return Err(io(e));
     }
     Ok(())
+}
+
+/// Why PEM text was refused, in words: where it is malformed (line, column, block; see
+/// [`zt_telemetry::pem_problem`]), else what the parser found missing. `what` names the block
+/// that was wanted (`certificate`, `CRL`).
+pub(crate) fn pem_reason(pem: &str, err: &rustls_pki_types::pem::Error, what: &str) -> String {
+    use rustls_pki_types::pem::Error as E;
+    if let Some(problem) = zt_telemetry::pem_problem(pem.as_bytes()) {
+        return format!("malformed PEM: {problem}");
+    }
+    match err {
+        E::NoItemsFound => format!("no PEM {what} found"),
+        E::MissingSectionEnd { .. } => "malformed PEM: a block has no END line".to_owned(),
+        E::IllegalSectionStart { .. } => "malformed PEM: a malformed BEGIN line".to_owned(),
+        E::Base64Decode(_) => "malformed PEM: a block's base64 text is invalid".to_owned(),
+        other => format!("malformed PEM: {other}"),
+    }
 }
 
 /// Reads a whole text file, naming it in the error.

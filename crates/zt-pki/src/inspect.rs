@@ -17,7 +17,7 @@ pub fn describe_pem(pem: &str, origin: &std::path::Path) -> Result<String, PkiEr
     };
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("invalid PEM: {e}")))?;
+        .map_err(|e| bad(crate::files::pem_reason(pem, &e, "certificate")))?;
     if certs.is_empty() {
         return Err(bad("no PEM certificates found".into()));
     }
@@ -103,7 +103,7 @@ pub(crate) fn first_leaf(
     let der = CertificateDer::pem_slice_iter(pem.as_bytes())
         .next()
         .ok_or_else(|| bad("no PEM certificates found".into()))?
-        .map_err(|e| bad(format!("invalid PEM: {e}")))?;
+        .map_err(|e| bad(crate::files::pem_reason(pem, &e, "certificate")))?;
     let report = zt_identity::inspect_leaf(&der).map_err(|e| bad(e.to_string()))?;
     Ok((der, report))
 }

@@ -502,3 +502,115 @@ fn revoke_by_certificate_and_by_serial_extends_one_signed_crl() {
     );
     assert_eq!(std::fs::read(&crl).unwrap(), before, "the CRL is untouched");
 }
+
+/// `issue --out` into a directory that does not exist is refused, in one line naming it, and
+/// nothing is written (a mistyped path must not become a new home for a private key);
+/// `--mkdir` creates it. `dev --dir` and `init --dir` still create theirs.
+#[test]
+fn issue_into_a_missing_directory_is_refused_unless_mkdir() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let certs = certs.to_str().unwrap();
+    let run = zt_ca(&["dev", "--dir", certs]);
+    assert!(run.status.success(), "{}", text(&run));
+    let (ca, ca_key) = (format!("{certs}/ca.pem"), format!("{certs}/ca.key"));
+    let missing = dir.path().join("missing-dir");
+    let out = missing.join("api");
+    let issue = |extra: &[&str]| {
+        let mut args = vec![
+            "issue",
+            "--spiffe-id",
+            "spiffe://zt.example/ns/prod/sa/api",
+            "--ca",
+            &ca,
+            "--ca-key",
+            &ca_key,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        zt_ca(&args)
+    };
+
+    let refused = issue(&[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr),
+        format!(
+            "zt-ca: error: {}: no such directory (pass --mkdir to create it)\n",
+            missing.display()
+        )
+    );
+    assert!(refused.stdout.is_empty());
+    assert!(!missing.exists(), "nothing was created");
+
+    let created = issue(&["--mkdir"]);
+    assert!(created.status.success(), "{}", text(&created));
+    assert!(missing.join("api.key").exists() && missing.join("api.pem").exists());
+
+    let crl = dir.path().join("nowhere").join("ca.crl");
+    let revoke = zt_ca(&[
+        "revoke",
+        "--ca",
+        &ca,
+        "--ca-key",
+        &ca_key,
+        "--crl",
+        crl.to_str().unwrap(),
+    ]);
+    assert_eq!(revoke.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&revoke.stderr).ends_with(&format!(
+            "{}: no such directory (pass --mkdir to create it)\n",
+            crl.parent().unwrap().display()
+        )),
+        "{}",
+        text(&revoke)
+    );
+}
+
+/// A malformed PEM file is reported with its line, column and block, in words: no
+/// `base64 decode error: InvalidCharacter(33)`.
+#[test]
+fn a_malformed_pem_names_the_line_and_the_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let certs = certs.to_str().unwrap();
+    assert!(zt_ca(&["dev", "--dir", certs]).status.success());
+    let good = std::fs::read_to_string(format!("{certs}/payments.pem")).unwrap();
+    let mut lines: Vec<String> = good.lines().map(str::to_owned).collect();
+    lines[2].replace_range(0..1, "!");
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+
+    let inspect = zt_ca(&["inspect", bad.to_str().unwrap()]);
+    assert_eq!(inspect.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&inspect.stderr),
+        format!(
+            "zt-ca: error: {}: malformed PEM: line 3, column 1: '!' is not a base64 character \
+             (PEM block 1, CERTIFICATE, begins on line 1)\n",
+            bad.display()
+        )
+    );
+    // The CA's own files, read by every command that signs.
+    let issue = zt_ca(&[
+        "issue",
+        "--spiffe-id",
+        "spiffe://zt.example/ns/prod/sa/api",
+        "--ca",
+        bad.to_str().unwrap(),
+        "--ca-key",
+        &format!("{certs}/ca.key"),
+        "--out",
+        &format!("{certs}/api"),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&issue.stderr).contains(
+            "malformed PEM: line 3, column 1: '!' is not a base64 character (PEM block 1, \
+             CERTIFICATE, begins on line 1)"
+        ),
+        "{}",
+        text(&issue)
+    );
+}

@@ -52,12 +52,16 @@ enum Command {
         /// The CA private key.
         #[arg(long, default_value = "certs/ca.key")]
         ca_key: PathBuf,
-        /// Output path without extension: writes OUT.pem and OUT.key.
+        /// Output path without extension: writes OUT.pem and OUT.key. Its directory must
+        /// exist, unless --mkdir.
         #[arg(long)]
         out: PathBuf,
         /// Overwrite existing files.
         #[arg(long)]
         force: bool,
+        /// Create OUT's directory (and its parents) if missing.
+        #[arg(long)]
+        mkdir: bool,
     },
     /// Describe certificates in PEM files and say whether each is a valid X509-SVID leaf.
     Inspect {
@@ -78,9 +82,12 @@ enum Command {
         /// Record the reason as keyCompromise.
         #[arg(long)]
         key_compromise: bool,
-        /// The CRL file to extend and rewrite (PEM).
+        /// The CRL file to extend and rewrite (PEM). Its directory must exist, unless --mkdir.
         #[arg(long, default_value = "certs/ca.crl")]
         crl: PathBuf,
+        /// Create the CRL's directory (and its parents) if missing.
+        #[arg(long)]
+        mkdir: bool,
         /// How long the CRL is current (its nextUpdate).
         #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
         validity: Duration,
@@ -162,6 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ca_key,
             out,
             force,
+            mkdir,
         } => {
             let ca = load_ca(&ca, &ca_key)?;
             let request = LeafRequest {
@@ -170,6 +178,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 lifetime,
             };
             let mut bundle = Bundle::new();
+            bundle.create_dirs(mkdir);
             bundle.add_leaf(&out, ca.issue(&request)?);
             report(bundle.write(force)?);
         }
@@ -185,6 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             certs,
             key_compromise,
             crl,
+            mkdir,
             validity,
             ca,
             ca_key,
@@ -217,6 +227,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let number = content.number.saturating_add(1);
             let pem = ca.sign_crl(&content.revoked, number, validity)?;
             let mut bundle = Bundle::new();
+            bundle.create_dirs(mkdir);
             bundle.add(&crl, pem, Secrecy::Public);
             report(bundle.write(true)?);
             println!(
