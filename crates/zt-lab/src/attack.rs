@@ -100,7 +100,8 @@ async fn probe(target: &Target, identity: Option<&Path>, authorization: Option<&
         Err(e) => return Verdict::Inconclusive(format!("target unreachable: {host}:{port}: {e}")),
         Ok(Probe::Refused(alert)) => {
             return Verdict::Blocked(format!(
-                "refused during the TLS handshake with alert {alert:?}"
+                "refused during the TLS handshake with alert {}",
+                zt_tls::alert_name(alert)
             ));
         }
         Ok(Probe::Closed) => {
@@ -135,8 +136,8 @@ async fn probe(target: &Target, identity: Option<&Path>, authorization: Option<&
         )),
         Err(status) => match status.code() {
             Code::Unauthenticated | Code::PermissionDenied => Verdict::Blocked(format!(
-                "refused by the authorization layer: {:?}",
-                status.code()
+                "refused by the authorization layer: {}",
+                zt_tls::grpc_code_name(status.code())
             )),
             _ => Verdict::Inconclusive(format!(
                 "failed, but not visibly by the defence: {}",
@@ -232,8 +233,8 @@ async fn spoofed_server(target: &Target) -> Verdict {
     };
     match client.balance("alice").await {
         Ok(_) => Verdict::Breach("payments talked to the impostor".into()),
-        Err(payments::Error::ServerRefused(reason)) => Verdict::Blocked(format!(
-            "payments refused the impostor during the handshake: {reason}"
+        Err(payments::Error::ServerRefused { message, .. }) => Verdict::Blocked(format!(
+            "payments refused the impostor during the handshake: {message}"
         )),
         Err(e) => Verdict::Inconclusive(format!("unexpected failure: {e}")),
     }
@@ -256,7 +257,11 @@ fn payments_config(target: &Target) -> payments::Config {
 }
 
 fn chain(status: &Status) -> String {
-    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut text = format!(
+        "{}: {}",
+        zt_tls::grpc_code_name(status.code()),
+        status.message()
+    );
     let mut source = std::error::Error::source(status);
     while let Some(err) = source {
         text.push_str(": ");

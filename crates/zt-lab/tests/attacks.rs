@@ -59,28 +59,28 @@ async fn every_intruder_is_blocked_and_no_handler_runs() {
         (
             Attack::NoCert,
             target(lab.path(), ledger, None),
-            "alert CertificateRequired",
+            "alert certificate_required",
         ),
         (
             Attack::RogueCa,
             target(lab.path(), ledger, None),
-            "alert DecryptError",
+            "alert decrypt_error",
         ),
         (
             Attack::StolenCert,
             target(lab.path(), ledger, None),
-            "alert CertificateUnknown",
+            "alert certificate_unknown",
         ),
         (
             Attack::ExpiredCert,
             target(lab.path(), ledger, None),
-            "alert CertificateExpired",
+            "alert certificate_expired",
         ),
         (
             Attack::BearerToken,
             target(lab.path(), ledger, None),
-            "alert CertificateRequired; token with a low-privilege workload's certificate: \
-             refused by the authorization layer: PermissionDenied",
+            "alert certificate_required; token with a low-privilege workload's certificate: \
+             refused by the authorization layer: PERMISSION_DENIED",
         ),
         (
             Attack::Plaintext,

@@ -217,6 +217,32 @@ fn describe_certificate(err: &C) -> TlsFailure {
     TlsFailure::new(reason, message)
 }
 
+/// A gRPC status code by its canonical name (`PERMISSION_DENIED`, `UNAVAILABLE`, ...), as
+/// the gRPC specification and every other implementation write it: a stable field beside the
+/// words, where tonic's debug text would say `PermissionDenied`.
+pub fn grpc_code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
 /// A TLS alert by its name in the TLS registry (RFC 8446 §6): `certificate_required`,
 /// `decrypt_error`, ...
 pub fn alert_name(alert: AlertDescription) -> String {
@@ -352,6 +378,10 @@ mod tests {
     #[test]
     fn alerts_have_their_registry_names() {
         assert_eq!(alert_name(AlertDescription::DecryptError), "decrypt_error");
+        assert_eq!(
+            grpc_code_name(tonic::Code::PermissionDenied),
+            "PERMISSION_DENIED"
+        );
         assert_eq!(
             alert_name(AlertDescription::NoApplicationProtocol),
             "no_application_protocol"

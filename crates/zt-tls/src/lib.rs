@@ -27,16 +27,22 @@ mod error;
 mod probe;
 mod server;
 mod store;
+mod usable;
 mod verify;
 
 pub use acceptor::{AcceptLimits, PeerConnectInfo, PeerStream, accept, refusal_reason};
 pub use client::{ClientTls, MtlsConnector, channel, client_config};
 pub use crl::Crls;
-pub use describe::{REFUSAL_REASONS, TlsFailure, alert_name, describe_handshake, describe_tls};
+pub use describe::{
+    REFUSAL_REASONS, TlsFailure, alert_name, describe_handshake, describe_tls, grpc_code_name,
+};
 pub use error::TlsError;
 pub use probe::{Probe, probe};
 pub use server::{ServerFiles, ServerMaterial, ServerTls, server_config};
-pub use store::{BundleSource, Keystore, TrustedCa, Truststore, load_certs, unix_now};
+pub use store::{
+    BundleSource, Keystore, LeftOut, LeftOutCa, TrustedCa, Truststore, load_certs, unix_now,
+};
+pub use usable::ca_problem;
 pub use verify::UnexpectedServer;
 
 /// The one crypto provider used everywhere (ring), so no process ever mixes two.

@@ -161,9 +161,7 @@ impl Ledger {
         };
         match HealthClient::new(self.channel()).check(request).await {
             Ok(r) => Ok(r.into_inner().status() == ServingStatus::Serving),
-            Err(status) => {
-                Err(tls_refusal(&status).map_or(Error::Rpc(status), Error::ServerRefused))
-            }
+            Err(status) => Err(tls_refusal(&status).unwrap_or(Error::Rpc(status))),
         }
     }
 
@@ -182,14 +180,21 @@ impl Ledger {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) => status,
             };
-            if let Some(reason) = tls_refusal(&status) {
-                return Err(Error::ServerRefused(reason));
+            if let Some(refused) = tls_refusal(&status) {
+                return Err(refused);
             }
             if status.code() != Code::Unavailable || attempt >= self.attempts {
                 return Err(Error::Rpc(status));
             }
             let delay = backoff.next_delay();
-            tracing::warn!(attempt, retry_in = ?delay, error = %status.message(), "ledger unavailable, retrying");
+            tracing::warn!(
+                attempt,
+                retry_in = %humantime::format_duration(Duration::from_millis(
+                    u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)
+                )),
+                error = %status.message(),
+                "ledger unavailable, retrying"
+            );
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
@@ -197,9 +202,9 @@ impl Ledger {
 }
 
 /// If `status` comes from a failed TLS handshake (the server's certificate or identity was
-/// refused, or it refused ours), the reason; such failures are not transient.
-fn tls_refusal(status: &Status) -> Option<String> {
-    use tokio_rustls::rustls::{CertificateError, Error as TlsError};
+/// refused, or it refused ours), that failure in words; such failures are not transient.
+fn tls_refusal(status: &Status) -> Option<Error> {
+    use tokio_rustls::rustls::Error as TlsError;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(status);
     while let Some(err) = source {
         let tls = err.downcast_ref::<TlsError>().or_else(|| {
@@ -207,14 +212,29 @@ fn tls_refusal(status: &Status) -> Option<String> {
                 .and_then(|io| io.get_ref())
                 .and_then(|inner| inner.downcast_ref::<TlsError>())
         });
-        match tls {
-            // Our verifiers' own reasons (wrong SPIFFE ID, not an SVID) read better unwrapped.
-            Some(TlsError::InvalidCertificate(CertificateError::Other(other))) => {
-                return Some(format!("server certificate refused: {}", other.0));
-            }
-            Some(tls) => return Some(tls.to_string()),
-            None => source = err.source(),
+        if let Some(tls) = tls {
+            let failure = zt_tls::describe_tls(tls);
+            let (reason, message) = match tls {
+                TlsError::InvalidCertificate(_) if failure.reason == "unexpected_server" => {
+                    (failure.reason, failure.message)
+                }
+                TlsError::InvalidCertificate(_) => (
+                    failure.reason,
+                    format!("the ledger's certificate was refused: {failure}"),
+                ),
+                TlsError::AlertReceived(alert) => (
+                    "peer_alert",
+                    format!(
+                        "the ledger refused the handshake with the alert {} (our certificate \
+                         or identity was not accepted)",
+                        zt_tls::alert_name(*alert)
+                    ),
+                ),
+                _ => (failure.reason, failure.message),
+            };
+            return Some(Error::ServerRefused { reason, message });
         }
+        source = err.source();
     }
     None
 }

@@ -15,11 +15,13 @@ use zt_telemetry::LogFormat;
     about = "Moves money through the ledger, over mutual TLS."
 )]
 pub struct Config {
-    /// The ledger's address.
+    /// The ledger's address: `https://HOST:PORT`, or `HOST:PORT` (https is implied: this
+    /// client speaks only mutual TLS, so `http://` is refused). The port defaults to 443.
     #[arg(
         long,
         env = "PAYMENTS_SERVER",
-        default_value = "https://localhost:8443"
+        default_value = "https://localhost:8443",
+        value_parser = parse_server
     )]
     pub server: Uri,
     /// The SPIFFE ID the ledger must prove. A server with any other identity is refused, even
@@ -36,9 +38,16 @@ pub struct Config {
     /// Keystore: our private key (PEM).
     #[arg(long, env = "PAYMENTS_KEY", default_value = "certs/payments.key")]
     pub key: PathBuf,
-    /// Truststore: the CA bundle the ledger's certificate must chain to.
-    #[arg(long, env = "PAYMENTS_CA", default_value = "certs/ca.pem")]
-    pub ca: PathBuf,
+    /// Truststore: CA bundles the ledger's certificate must chain to, repeat or
+    /// comma-separate, as for `ledger --ca`. A CA that names no trust domain in a `spiffe://`
+    /// URI SAN is bound to the trust domain of `--server-id`; `TRUST-DOMAIN=PATH` binds a file.
+    #[arg(
+        long,
+        env = "PAYMENTS_CA",
+        value_delimiter = ',',
+        default_value = "certs/ca.pem"
+    )]
+    pub ca: Vec<zt_tls::BundleSource>,
     /// Time allowed for TCP connect plus TLS handshake.
     #[arg(long, env = "PAYMENTS_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
@@ -140,6 +149,43 @@ pub enum Role {
     Auditor,
 }
 
+/// Parses `--server`: `https://HOST[:PORT]` or `HOST[:PORT]`, into `https://HOST:PORT` (port
+/// 443 unless given). There is no plaintext, so `http://` (and any other scheme) is refused
+/// here, in one line, rather than failing later as a transport error.
+pub fn parse_server(text: &str) -> Result<Uri, String> {
+    const FORMS: &str = "use https://HOST:PORT or HOST:PORT";
+    let rest = match text.split_once("://") {
+        None => text,
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => rest,
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => {
+            return Err(format!(
+                "http:// is plaintext, and the ledger speaks only mutual TLS: {FORMS}"
+            ));
+        }
+        Some((scheme, _)) => return Err(format!("unsupported scheme \"{scheme}://\": {FORMS}")),
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() {
+        return Err(format!("no host: {FORMS}"));
+    }
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err(format!(
+            "only a host and a port are allowed, not a path, query or user: {FORMS}"
+        ));
+    }
+    let uri: Uri = format!("https://{authority}")
+        .parse()
+        .map_err(|e| format!("not a host and port ({e}): {FORMS}"))?;
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("no host: {FORMS}"))?;
+    let port = uri.port_u16().unwrap_or(443);
+    format!("https://{host}:{port}")
+        .parse()
+        .map_err(|e| format!("not a host and port ({e}): {FORMS}"))
+}
+
 /// Parses `12`, `12.5` or `12.50` into cents. No floating point: money is exact.
 pub fn parse_amount(text: &str) -> Result<i64, String> {
     let bad = || format!("{text:?} is not an amount like 12.50");
@@ -195,5 +241,41 @@ mod tests {
         }
         assert_eq!(format_cents(1250), "$12.50");
         assert_eq!(format_cents(-5), "-$0.05");
+    }
+
+    #[test]
+    fn server_addresses_are_https_host_and_port() {
+        for (text, uri) in [
+            ("localhost:18443", "https://localhost:18443/"),
+            ("https://ledger:8443", "https://ledger:8443/"),
+            ("HTTPS://ledger:8443/", "https://ledger:8443/"),
+            ("ledger", "https://ledger:443/"),
+            ("[::1]:8443", "https://[::1]:8443/"),
+        ] {
+            assert_eq!(
+                parse_server(text).map(|u| u.to_string()),
+                Ok(uri.to_owned()),
+                "{text}"
+            );
+        }
+        for (text, error) in [
+            (
+                "http://localhost:8443",
+                "http:// is plaintext, and the ledger speaks only mutual TLS: use \
+                 https://HOST:PORT or HOST:PORT",
+            ),
+            (
+                "ftp://localhost:21",
+                "unsupported scheme \"ftp://\": use https://HOST:PORT or HOST:PORT",
+            ),
+            (
+                "https://localhost:8443/ledger",
+                "only a host and a port are allowed, not a path, query or user: use \
+                 https://HOST:PORT or HOST:PORT",
+            ),
+            ("https://", "no host: use https://HOST:PORT or HOST:PORT"),
+        ] {
+            assert_eq!(parse_server(text).unwrap_err(), error, "{text}");
+        }
     }
 }
