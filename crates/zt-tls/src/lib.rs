@@ -27,7 +27,6 @@ mod error;
 mod probe;
 mod server;
 mod store;
-mod usable;
 mod verify;
 
 pub use acceptor::{AcceptLimits, PeerConnectInfo, PeerStream, accept, refusal_reason};
@@ -39,10 +38,7 @@ pub use describe::{
 pub use error::TlsError;
 pub use probe::{Probe, probe};
 pub use server::{ServerFiles, ServerMaterial, ServerTls, server_config};
-pub use store::{
-    BundleSource, Keystore, LeftOut, LeftOutCa, TrustedCa, Truststore, load_certs, unix_now,
-};
-pub use usable::ca_problem;
+pub use store::{BundleSource, Keystore, TrustedCa, Truststore, load_certs, unix_now};
 pub use verify::UnexpectedServer;
 
 /// The one crypto provider used everywhere (ring), so no process ever mixes two.
