@@ -18,7 +18,7 @@ use rustls::client::Resumption;
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, ServerConfig, ServerConnection};
 use rustls_pki_types::ServerName;
 use zt_identity::{SpiffeId, TrustDomain, TrustedDomains};
-use zt_tls::{BundleSource, Crls, Keystore, Truststore};
+use zt_tls::{Crls, Keystore, Truststore};
 
 use crate::BenchError;
 use crate::pki::{BenchPki, SERVER_ID, TRUST_DOMAIN};
@@ -91,7 +91,7 @@ pub fn measure(pki: &BenchPki, rounds: usize) -> Result<HandshakeReport, BenchEr
 /// The server and client configurations the echo server and load generator use.
 fn configs(pki: &BenchPki) -> Result<(Arc<ServerConfig>, Arc<ClientConfig>), BenchError> {
     let (cert, key) = pki.keystore("server");
-    let truststore = Truststore::load_all(&[BundleSource::from(pki.ca().as_path())])?;
+    let truststore = Truststore::load(pki.ca().as_path())?;
     let server = zt_tls::server_config(
         &Keystore::load(&cert, &key)?,
         &truststore,

@@ -407,6 +407,16 @@ fn trusted_certificate(block: Block) -> Result<CertificateDer<'static>, PemError
     Ok(CertificateDer::from(block.der[..cert_len].to_vec()))
 }
 
+/// Splits the DER element at the start of `der` into its tag, its contents and the bytes
+/// after it; `None` unless it is one whole definite-length element with a one-byte tag.
+/// For callers that need a raw field of a structure their parser does not keep (an
+/// `AlgorithmIdentifier` as rustls-webpki compares it).
+pub fn der_split(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let total = der_element(der)?;
+    let header = header_len(der)?;
+    Some((*der.first()?, der.get(header..total)?, der.get(total..)?))
+}
+
 /// The length of the DER element at the start of `der` (header and contents), if whole.
 /// Only definite lengths (DER); the tag must fit one byte (all the structures read here).
 fn der_element(der: &[u8]) -> Option<usize> {

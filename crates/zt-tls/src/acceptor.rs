@@ -39,6 +39,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
+use x509_parser::prelude::{FromDer, X509Certificate};
 use zt_identity::{IdentityError, PeerIdentity, TrustedDomains};
 use zt_telemetry::{InFlight, Metrics};
 
@@ -210,6 +211,7 @@ impl Pending {
             inner: tls,
             shared: Arc::new(ConnShared {
                 identity,
+                chain: OnceLock::new(),
                 resumed,
                 crls: self.crls,
                 closing: AtomicBool::new(false),
@@ -250,6 +252,9 @@ pub struct PeerStream {
 #[derive(Debug)]
 struct ConnShared {
     identity: OnceLock<Result<Arc<PeerIdentity>, IdentityError>>,
+    /// Issuer (RFC 4514) and serial (lowercase hex) of each certificate the peer presented
+    /// after its leaf, read once, for the per-request revocation check.
+    chain: OnceLock<Box<[(String, String)]>>,
     /// Whether the handshake resumed an earlier session.
     resumed: bool,
     /// The server's CRLs, as they are now (reloads included).
@@ -298,13 +303,34 @@ impl PeerConnectInfo {
             .clone()
     }
 
-    /// Whether `peer` (this connection's identity) is revoked by the server's CRLs *now*: the
-    /// handshake checked the CRLs of its time, a reload may have added the peer since.
+    /// Whether `peer` (this connection's identity) or any certificate of the chain it
+    /// presented (an intermediate CA) is revoked by the server's CRLs *now*: the handshake
+    /// checked the CRLs of its time, a reload may have added one since. A certificate the
+    /// peer sent that is not on its path is checked too, which can only refuse.
     pub fn is_revoked(&self, peer: &PeerIdentity) -> bool {
-        self.shared
-            .crls
-            .load()
-            .is_revoked(peer.issuer(), peer.serial())
+        let crls = self.shared.crls.load();
+        crls.is_revoked(peer.issuer(), peer.serial())
+            || self
+                .chain()
+                .iter()
+                .any(|(issuer, serial)| crls.is_revoked(issuer, serial))
+    }
+
+    fn chain(&self) -> &[(String, String)] {
+        self.shared.chain.get_or_init(|| {
+            self.peer_certs()
+                .unwrap_or_default()
+                .iter()
+                .skip(1)
+                .filter_map(|der| {
+                    let (_, cert) = X509Certificate::from_der(der).ok()?;
+                    Some((
+                        zt_identity::rfc4514(cert.issuer()),
+                        cert.tbs_certificate.serial.to_str_radix(16),
+                    ))
+                })
+                .collect()
+        })
     }
 
     /// Closes the connection shortly (after [`CLOSE_GRACE`], so that the answer to the

@@ -20,10 +20,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tonic::transport::{Channel, Endpoint};
-use zt_identity::SpiffeId;
+use zt_identity::{SpiffeId, TrustDomain};
 
 use crate::error::TlsError;
-use crate::store::{Keystore, Truststore};
+use crate::store::{BundleSource, Keystore, Truststore};
+use crate::usable::check_own_chain;
 use crate::verify::SpiffeServerVerifier;
 
 /// A client configuration that presents `keystore`, speaks only TLS 1.3 and HTTP/2, and accepts
@@ -72,7 +73,7 @@ pub fn channel(server: Uri, connector: MtlsConnector, request_timeout: Duration)
 pub struct ClientTls {
     cert: PathBuf,
     key: PathBuf,
-    ca: PathBuf,
+    bundles: Vec<BundleSource>,
     server_id: SpiffeId,
     config: Arc<ArcSwap<ClientConfig>>,
     keystore: ArcSwap<Keystore>,
@@ -80,18 +81,19 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
-    /// Loads the keystore (`cert`, `key`) and truststore (`ca`) for talking to `server_id`.
+    /// Loads the keystore (`cert`, `key`) and truststore (`bundles`) for talking to
+    /// `server_id`. A CA that names no trust domain is bound to the server's.
     pub fn load(
         cert: PathBuf,
         key: PathBuf,
-        ca: PathBuf,
+        bundles: Vec<BundleSource>,
         server_id: SpiffeId,
     ) -> Result<Self, TlsError> {
-        let (keystore, config) = Self::read(&cert, &key, &ca, &server_id)?;
+        let (keystore, config) = Self::read(&cert, &key, &bundles, &server_id)?;
         Ok(Self {
             cert,
             key,
-            ca,
+            bundles,
             server_id,
             config: Arc::new(ArcSwap::new(config)),
             keystore: ArcSwap::from_pointee(keystore),
@@ -102,18 +104,22 @@ impl ClientTls {
     fn read(
         cert: &std::path::Path,
         key: &std::path::Path,
-        ca: &std::path::Path,
+        bundles: &[BundleSource],
         server_id: &SpiffeId,
     ) -> Result<(Keystore, Arc<ClientConfig>), TlsError> {
         let keystore = Keystore::load(cert, key)?;
-        let truststore = Truststore::load(ca)?;
+        let server_domain = TrustDomain::new(server_id.trust_domain())
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let truststore = Truststore::load_all(bundles, Some(&server_domain))?;
+        check_own_chain(&keystore, &truststore, cert, webpki::KeyUsage::client_auth())?;
         let config = client_config(&keystore, &truststore, server_id.clone())?;
         Ok((keystore, config))
     }
 
     /// Reads the files again; on success new connections use them, on error nothing changes.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let (keystore, config) = Self::read(&self.cert, &self.key, &self.ca, &self.server_id)?;
+        let (keystore, config) =
+            Self::read(&self.cert, &self.key, &self.bundles, &self.server_id)?;
         self.config.store(config);
         self.keystore.store(Arc::new(keystore));
         self.generation.fetch_add(1, Ordering::Release);
@@ -128,7 +134,10 @@ impl ClientTls {
 
     /// The files the material comes from, to watch for changes.
     pub fn paths(&self) -> Vec<PathBuf> {
-        vec![self.cert.clone(), self.key.clone(), self.ca.clone()]
+        [self.cert.clone(), self.key.clone()]
+            .into_iter()
+            .chain(self.bundles.iter().map(|b| b.path.clone()))
+            .collect()
     }
 
     /// Our keystore as of now.

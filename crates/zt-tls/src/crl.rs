@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::CertificateRevocationListDer;
-use rustls_pki_types::pem::PemObject;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 
@@ -145,18 +144,8 @@ fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
         path: path.to_owned(),
         source,
     })?;
-    if bytes.starts_with(b"-----BEGIN") || bytes.iter().take(64).all(u8::is_ascii) {
-        let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| crate::store::pem_error(path, &bytes, &e))?;
-        if crls.is_empty() {
-            return Err(TlsError::BadCrl {
-                path: path.to_owned(),
-                index: 0,
-                reason: "no CRL found (expected PEM \"BEGIN X509 CRL\" blocks or DER)".into(),
-            });
-        }
-        return Ok(crls);
-    }
-    Ok(vec![CertificateRevocationListDer::from(bytes)])
+    zt_pem::crls(&bytes).map_err(|source| TlsError::Pem {
+        path: path.to_owned(),
+        source,
+    })
 }

@@ -15,25 +15,20 @@ pub enum TlsError {
         /// The operating system's reason.
         source: std::io::Error,
     },
-    /// The file is not valid PEM.
-    #[error("{}: malformed PEM: {reason}", path.display())]
+    /// The file is not valid PEM, or lacks what it should hold (no certificate, no key, an
+    /// encrypted key); the source names the block and line.
+    #[error("{}: {source}", path.display())]
     Pem {
         /// The file.
         path: PathBuf,
-        /// The parser's reason.
-        reason: String,
+        /// What is wrong, and where.
+        source: zt_pem::PemError,
     },
-    /// A PEM file with no `CERTIFICATE` block.
-    #[error("{}: no certificates found (expected PEM \"BEGIN CERTIFICATE\" blocks)", path.display())]
-    NoCertificates {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A PEM file with no private key block.
-    #[error("{}: no private key found (expected a PEM PKCS#8, SEC1 or RSA private key)", path.display())]
-    NoPrivateKey {
-        /// The file.
-        path: PathBuf,
+    /// Every CA of the bundles is expired or not yet valid: nothing could be verified.
+    #[error("{}: no usable CA: every CA is expired or not yet valid", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    NoUsableCa {
+        /// The bundle files.
+        paths: Vec<PathBuf>,
     },
     /// A certificate that cannot be used for the purpose it is loaded for.
     #[error("{}: certificate {index}: {reason}", path.display())]

@@ -7,11 +7,12 @@ use arc_swap::ArcSwap;
 use rustls::ServerConfig;
 use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::sign::SingleCertAndKey;
-use zt_identity::TrustedDomains;
+use zt_identity::{TrustDomain, TrustedDomains};
 
 use crate::crl::Crls;
 use crate::error::TlsError;
 use crate::store::{BundleSource, Keystore, Truststore};
+use crate::usable::check_own_chain;
 use crate::verify::SvidClientVerifier;
 
 /// Resumable sessions a server configuration keeps (least recently used go first); about
@@ -89,6 +90,15 @@ pub struct ServerFiles {
 }
 
 impl ServerFiles {
+    /// The trust domain a CA that names none is bound to: the only one clients may come
+    /// from. With several, such a CA must be bound explicitly (`TRUST-DOMAIN=PATH`).
+    pub fn only_domain(&self) -> Option<&TrustDomain> {
+        match self.domains.domains() {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+
     /// Every file the material is read from, to watch for changes.
     pub fn paths(&self) -> Vec<PathBuf> {
         [self.cert.clone(), self.key.clone()]
@@ -146,7 +156,8 @@ impl ServerTls {
 
     fn read(files: &ServerFiles) -> Result<(ServerMaterial, Crls), TlsError> {
         let keystore = Keystore::load(&files.cert, &files.key)?;
-        let truststore = Truststore::load_all(&files.bundles)?;
+        let truststore = Truststore::load_all(&files.bundles, files.only_domain())?;
+        check_own_chain(&keystore, &truststore, &files.cert, webpki::KeyUsage::server_auth())?;
         let crls = Crls::load(&files.crls, &truststore)?;
         let config = server_config(&keystore, &truststore, &crls, files.domains.clone())?;
         Ok((

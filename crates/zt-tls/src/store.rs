@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use rustls::RootCertStore;
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use zt_identity::{SpiffeId, TrustDomain, inspect_leaf};
 
 use crate::error::TlsError;
+use crate::usable::{ca_problem, intermediate_problem};
 
 /// A service's own identity: its certificate chain (leaf first) and the matching private key.
 #[derive(Debug, Clone)]
@@ -47,6 +47,15 @@ impl Keystore {
                 "certificate is not valid now (valid from {} until {}, unix seconds)",
                 leaf.not_before, leaf.not_after
             )));
+        }
+        for (index, der) in chain.iter().enumerate().skip(1) {
+            if let Some(reason) = intermediate_problem(der) {
+                return Err(TlsError::BadCertificate {
+                    path: cert.to_owned(),
+                    index,
+                    reason,
+                });
+            }
         }
         let key_der = load_key(key)?;
         let provider = crate::crypto_provider();
@@ -94,8 +103,10 @@ impl Keystore {
 
 /// A CA bundle file, optionally bound to one trust domain (`zt.example=/path/ca.pem`).
 ///
-/// Without a domain, each CA in the file must name the trust domain it vouches for in a
-/// `spiffe://<trust-domain>` URI SAN (as `zt-ca init` and SPIRE write them).
+/// Without a domain, each CA in the file vouches for the trust domain its `spiffe://` URI SAN
+/// names (as `zt-ca init` and SPIRE write them); a CA that names none (openssl, step-ca,
+/// cert-manager and Vault CAs) is bound to the service's one trust domain, see
+/// [`Truststore::load_all`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleSource {
     /// The trust domain every CA in the file vouches for, when given explicitly.
@@ -143,6 +154,7 @@ impl From<&Path> for BundleSource {
 pub struct Truststore {
     domains: BTreeMap<TrustDomain, Arc<RootCertStore>>,
     cas: Vec<TrustedCa>,
+    left_out: Vec<LeftOutCa>,
 }
 
 /// One CA of a [`Truststore`].
@@ -158,23 +170,113 @@ pub struct TrustedCa {
     pub der: CertificateDer<'static>,
 }
 
+/// A CA of a bundle that is not trusted now: expired, or not yet valid. It is left out with a
+/// warning instead of failing the load, so that a bundle carrying a CA that has just expired
+/// beside its successor still loads (and a renewed certificate from the successor is taken).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOutCa {
+    /// The bundle file.
+    pub path: PathBuf,
+    /// Its position in the file, from 0.
+    pub index: usize,
+    /// Its subject (RFC 4514).
+    pub subject: String,
+    /// Why it is left out.
+    pub reason: LeftOut,
+}
+
+/// Why a [`LeftOutCa`] is not trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftOut {
+    /// Past its `notAfter` (Unix seconds).
+    Expired {
+        /// When it expired.
+        not_after: i64,
+    },
+    /// Before its `notBefore` (Unix seconds).
+    NotYetValid {
+        /// When it becomes valid.
+        not_before: i64,
+    },
+}
+
+impl LeftOut {
+    /// A stable label for logs and metrics: `expired` or `not_yet_valid`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Expired { .. } => "expired",
+            Self::NotYetValid { .. } => "not_yet_valid",
+        }
+    }
+}
+
+impl std::fmt::Display for LeftOutCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: certificate {} ({}): ",
+            self.path.display(),
+            self.index,
+            self.subject
+        )?;
+        match self.reason {
+            LeftOut::Expired { not_after } => write!(
+                f,
+                "CA expired at {}; left out of the truststore",
+                rfc3339(not_after)
+            ),
+            LeftOut::NotYetValid { not_before } => write!(
+                f,
+                "CA is not valid before {}; left out of the truststore",
+                rfc3339(not_before)
+            ),
+        }
+    }
+}
+
+/// Unix seconds as an RFC 3339 time, for people.
+fn rfc3339(at: i64) -> String {
+    u64::try_from(at)
+        .ok()
+        .and_then(|secs| {
+            std::time::SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
+        })
+        .map_or_else(
+            || format!("{at} (Unix seconds)"),
+            |time| humantime::format_rfc3339_seconds(time).to_string(),
+        )
+}
+
 impl Truststore {
-    /// Loads one CA bundle file; see [`Truststore::load_all`].
+    /// Loads one CA bundle file whose CAs name their trust domains; see
+    /// [`Truststore::load_all`].
     pub fn load(path: &Path) -> Result<Self, TlsError> {
-        Self::load_all(&[BundleSource::from(path)])
+        Self::load_all(&[BundleSource::from(path)], None)
     }
 
-    /// Loads CA bundles: one or more PEM CA certificates each (several during a CA rotation, or
-    /// for federated trust domains).
+    /// Loads CA bundles: one or more CA certificates each (several during a CA rotation, or
+    /// for federated trust domains), in PEM (every block, see [`zt_pem::certificates`]) or DER.
+    ///
+    /// Each CA is bound to one trust domain: the one its source names (`TRUST-DOMAIN=PATH`),
+    /// else the one its `spiffe://` URI SAN names, else `unlabelled`: the service's only trust
+    /// domain (a server with one `--trust-domain`, a client by its server's SPIFFE ID).
+    /// Binding an unlabelled CA is logged. With `unlabelled` = `None` such a CA is an error.
     ///
     /// Stricter than rustls-webpki, which checks neither validity nor critical extensions of
-    /// trust anchors: every certificate must be a CA, currently valid, with no unknown critical
-    /// extension, and must be bound to exactly one trust domain. A bad bundle is refused whole
-    /// rather than partly trusted.
-    pub fn load_all(sources: &[BundleSource]) -> Result<Self, TlsError> {
+    /// trust anchors, and refuses every chain through a CA it cannot use only at handshake
+    /// time: every certificate must be a CA with no unknown critical extension, a key and
+    /// signature this build can verify, and no URI name constraint (see
+    /// [`crate::ca_problem`]). Such a bundle is refused whole, naming the file and the
+    /// certificate. A CA that is expired or not yet valid is left out with a warning
+    /// ([`Truststore::left_out`]); the load fails only if no usable CA remains.
+    pub fn load_all(
+        sources: &[BundleSource],
+        unlabelled: Option<&TrustDomain>,
+    ) -> Result<Self, TlsError> {
         let now = unix_now();
         let mut domains: BTreeMap<TrustDomain, RootCertStore> = BTreeMap::new();
         let mut cas = Vec::new();
+        let mut left_out = Vec::new();
         for source in sources {
             let path = &source.path;
             for (index, der) in load_certs(path)?.into_iter().enumerate() {
@@ -185,32 +287,42 @@ impl Truststore {
                 };
                 let (_, cert) = X509Certificate::from_der(&der)
                     .map_err(|e| bad(format!("malformed certificate: {e}")))?;
-                if !cert.is_ca() {
-                    return Err(bad(
-                        "not a CA certificate (cA=false); a truststore holds CAs only".into(),
-                    ));
+                if let Some(reason) = ca_problem(&cert) {
+                    return Err(bad(reason));
                 }
+                let subject = zt_identity::rfc4514(cert.subject());
                 let validity = cert.validity();
                 let (from, until) = (
                     validity.not_before.timestamp(),
                     validity.not_after.timestamp(),
                 );
                 if !(from..=until).contains(&now) {
-                    return Err(bad(format!(
-                        "CA certificate is not valid now (valid from {} until {})",
-                        validity.not_before, validity.not_after
-                    )));
+                    let ca = LeftOutCa {
+                        path: path.clone(),
+                        index,
+                        subject,
+                        reason: if now > until {
+                            LeftOut::Expired { not_after: until }
+                        } else {
+                            LeftOut::NotYetValid { not_before: from }
+                        },
+                    };
+                    tracing::warn!(target: "zt_reload", reason = ca.reason.reason(), "{ca}");
+                    left_out.push(ca);
+                    continue;
                 }
-                if let Some(ext) = cert.extensions().iter().find(|ext| {
-                    ext.critical
-                        && matches!(
-                            ext.parsed_extension(),
-                            ParsedExtension::UnsupportedExtension { .. }
-                        )
-                }) {
-                    return Err(bad(format!("unknown critical extension {}", ext.oid)));
+                let domain = ca_trust_domain(&cert, source.domain.as_ref(), unlabelled).map_err(bad)?;
+                if source.domain.is_none() && unlabelled == Some(&domain) && spiffe_uri(&cert).is_none() {
+                    tracing::info!(
+                        target: "zt_reload",
+                        file = %path.display(),
+                        certificate = index,
+                        subject,
+                        trust_domain = %domain,
+                        "CA names no trust domain (no spiffe:// URI SAN): bound to {domain}, \
+                         the only trust domain configured"
+                    );
                 }
-                let domain = ca_trust_domain(&cert, source.domain.as_ref()).map_err(bad)?;
                 domains
                     .entry(domain.clone())
                     .or_insert_with(RootCertStore::empty)
@@ -218,11 +330,16 @@ impl Truststore {
                     .map_err(|e| bad(e.to_string()))?;
                 cas.push(TrustedCa {
                     domain,
-                    subject: zt_identity::rfc4514(cert.subject()),
+                    subject,
                     not_after: until,
                     der,
                 });
             }
+        }
+        if cas.is_empty() {
+            return Err(TlsError::NoUsableCa {
+                paths: sources.iter().map(|s| s.path.clone()).collect(),
+            });
         }
         Ok(Self {
             domains: domains
@@ -230,7 +347,13 @@ impl Truststore {
                 .map(|(domain, roots)| (domain, Arc::new(roots)))
                 .collect(),
             cas,
+            left_out,
         })
+    }
+
+    /// The CAs of the bundles that are expired or not yet valid, and so not trusted.
+    pub fn left_out(&self) -> &[LeftOutCa] {
+        &self.left_out
     }
 
     /// The CAs that may vouch for identities of `trust_domain`.
@@ -262,13 +385,9 @@ impl Truststore {
     }
 }
 
-/// The trust domain a CA vouches for: given explicitly, or read from its `spiffe://td` URI SAN.
-fn ca_trust_domain(
-    cert: &X509Certificate<'_>,
-    explicit: Option<&TrustDomain>,
-) -> Result<TrustDomain, String> {
-    let from_san = cert
-        .subject_alternative_name()
+/// The CA's `spiffe://` URI SAN, if it has one.
+fn spiffe_uri<'c>(cert: &'c X509Certificate<'_>) -> Option<&'c str> {
+    cert.subject_alternative_name()
         .ok()
         .flatten()
         .and_then(|san| {
@@ -277,20 +396,31 @@ fn ca_trust_domain(
                 _ => None,
             })
         })
+}
+
+/// The trust domain a CA vouches for: given explicitly, read from its `spiffe://td` URI SAN,
+/// or the service's only trust domain.
+fn ca_trust_domain(
+    cert: &X509Certificate<'_>,
+    explicit: Option<&TrustDomain>,
+    unlabelled: Option<&TrustDomain>,
+) -> Result<TrustDomain, String> {
+    let from_san = spiffe_uri(cert)
         .map(|uri| {
             TrustDomain::new(uri)
                 .map_err(|e| format!("CA URI SAN {uri:?} is not a trust domain ID: {e}"))
         })
         .transpose()?;
-    match (explicit, from_san) {
-        (Some(given), Some(named)) if *given != named => Err(format!(
+    match (explicit, from_san, unlabelled) {
+        (Some(given), Some(named), _) if *given != named => Err(format!(
             "bound to trust domain {given} but the CA names {named} in its URI SAN"
         )),
-        (Some(given), _) => Ok(given.clone()),
-        (None, Some(named)) => Ok(named),
-        (None, None) => Err(
-            "cannot tell which trust domain this CA vouches for: it has no spiffe:// URI SAN; \
-             bind the file explicitly as TRUST-DOMAIN=PATH"
+        (Some(given), _, _) => Ok(given.clone()),
+        (None, Some(named), _) => Ok(named),
+        (None, None, Some(only)) => Ok(only.clone()),
+        (None, None, None) => Err(
+            "cannot tell which trust domain this CA vouches for: it has no spiffe:// URI SAN \
+             and several trust domains are configured; bind the file as TRUST-DOMAIN=PATH"
                 .into(),
         ),
     }
@@ -303,45 +433,20 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// Reads every certificate in a PEM file; at least one is required.
+/// Reads every certificate of a PEM (or DER) file, in order; at least one is required. Every
+/// block is used or the load fails naming it ([`zt_pem::certificates`]).
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(path, &pem, &e))?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificates {
-            path: path.to_owned(),
-        });
-    }
-    Ok(certs)
-}
-
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = read(path)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
-        rustls_pki_types::pem::Error::NoItemsFound => TlsError::NoPrivateKey {
-            path: path.to_owned(),
-        },
-        other => pem_error(path, &pem, &other),
+    zt_pem::certificates(&read(path)?).map_err(|source| TlsError::Pem {
+        path: path.to_owned(),
+        source,
     })
 }
 
-/// A PEM file the parser refused, said in words: the line, column and block where it breaks
-/// (the parser itself says `base64 decode error: InvalidCharacter(33)`).
-pub(crate) fn pem_error(path: &Path, pem: &[u8], err: &rustls_pki_types::pem::Error) -> TlsError {
-    use rustls_pki_types::pem::Error as E;
-    let reason = zt_telemetry::pem_problem(pem).unwrap_or_else(|| match err {
-        E::MissingSectionEnd { .. } => "a block has no END line".to_owned(),
-        E::IllegalSectionStart { .. } => "malformed BEGIN line".to_owned(),
-        E::Base64Decode(_) => "a block's base64 text is invalid".to_owned(),
-        E::SectionTooLarge => "a block is larger than 256 MB".to_owned(),
-        other => other.to_string(),
-    });
-    TlsError::Pem {
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    zt_pem::private_key(&read(path)?).map_err(|source| TlsError::Pem {
         path: path.to_owned(),
-        reason,
-    }
+        source,
+    })
 }
 
 /// Now, in Unix seconds: the unit certificate validity is compared in.
@@ -353,6 +458,8 @@ pub fn unix_now() -> i64 {
 mod tests {
     use super::*;
 
+    /// The wording belongs to the PEM reader; what an operator needs is fixed here: the
+    /// file, the line, the column, the block, in words (no `InvalidCharacter(33)`).
     #[test]
     fn a_malformed_pem_file_is_named_with_its_line_and_block() {
         let dir = tempfile::tempdir().unwrap();
@@ -363,22 +470,16 @@ mod tests {
         )
         .unwrap();
         let err = load_certs(&path).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            format!(
-                "{}: malformed PEM: line 3, column 3: '!' is not a base64 character (PEM \
-                 block 1, CERTIFICATE, begins on line 1)",
-                path.display()
-            )
-        );
-        std::fs::write(&path, "-----BEGIN PRIVATE KEY-----\nMIIB\n").unwrap();
-        let err = load_key(&path).unwrap_err().to_string();
-        assert!(
-            err.ends_with(
-                "malformed PEM: line 3: the file ends before \"-----END PRIVATE KEY-----\" \
-                 (PEM block 1, PRIVATE KEY, begins on line 1)"
-            ),
-            "{err}"
-        );
+        for part in [
+            &format!("{}: ", path.display()),
+            "block 1",
+            "CERTIFICATE",
+            "line 3, column 3",
+            "'!' is not a base64 character",
+        ] {
+            assert!(err.contains(part), "{part:?} in {err}");
+        }
+        assert!(!err.contains("InvalidCharacter"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
     }
 }

@@ -333,7 +333,10 @@ fn bad_configuration_fails_before_listening_with_one_line_naming_the_file() {
     );
     let no_allow = write("policy-no-allow.json", r#"{"name":"p","deny_rules":[]}"#);
     // Once read as an empty rule that allowed every caller.
-    let array_rule = write("policy-array-rule.json", r#"{"name":"p","allow_rules":[["a"]]}"#);
+    let array_rule = write(
+        "policy-array-rule.json",
+        r#"{"name":"p","allow_rules":[["a"]]}"#,
+    );
     let not_svid = p.pki.issue_params("not-svid", {
         let mut params = svid_params(&[]);
         params.subject_alt_names = vec![rcgen::SanType::DnsName("localhost".try_into().unwrap())];
@@ -356,7 +359,7 @@ fn bad_configuration_fails_before_listening_with_one_line_naming_the_file() {
         (
             "malformed PEM",
             [&garbage_pem, key, &ca, &policy],
-            "malformed PEM",
+            "is not a base64 character",
         ),
         (
             "empty certificate file",

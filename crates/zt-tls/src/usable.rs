@@ -1,0 +1,227 @@
+//! What this build can never verify, found when material is loaded instead of at every
+//! handshake.
+//!
+//! rustls-webpki refuses a chain through a CA it cannot use only when a peer presents one:
+//! a signature algorithm or key the crypto provider does not implement (with ring: ECDSA with
+//! SHA-512, P-521 and Brainpool keys, RSA below 2048 bits), a URI name constraint (which it
+//! does not evaluate, failing closed; X509-SVID section 4.1 allows them, and Vault and SPIRE
+//! make them). A CA in the middle of a chain that is not a CA, or may not sign certificates,
+//! fails the same way. Each check here names the reason in words.
+
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls_pki_types::{SignatureVerificationAlgorithm, UnixTime};
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::objects::{oid_registry, oid2sn};
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::x509::AlgorithmIdentifier;
+
+use crate::store::{Keystore, Truststore};
+
+/// Why `cert` cannot serve as a CA (a trust anchor, or an intermediate of a chain), or `None`.
+pub fn ca_problem(cert: &X509Certificate<'_>) -> Option<String> {
+    if !cert.is_ca() {
+        return Some("not a CA certificate (cA=false in basicConstraints, or no basicConstraints)".into());
+    }
+    if let Ok(Some(usage)) = cert.key_usage()
+        && !usage.value.key_cert_sign()
+    {
+        return Some("its KeyUsage lacks keyCertSign: it may not sign certificates".into());
+    }
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::UnsupportedExtension { .. } if ext.critical => {
+                return Some(format!("unknown critical extension {}", ext.oid));
+            }
+            ParsedExtension::ParseError { error } => {
+                return Some(format!("extension {} cannot be parsed: {error}", ext.oid));
+            }
+            ParsedExtension::NameConstraints(constraints) => {
+                let uri = [&constraints.permitted_subtrees, &constraints.excluded_subtrees]
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .find_map(|subtree| match subtree.base {
+                        GeneralName::URI(uri) => Some(uri),
+                        _ => None,
+                    });
+                if let Some(uri) = uri {
+                    return Some(format!(
+                        "it has a URI name constraint ({uri}), which rustls-webpki does not \
+                         evaluate: it refuses every SPIFFE certificate under this CA; issue the \
+                         CA without URI name constraints"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    let algorithms = crate::crypto_provider().signature_verification_algorithms;
+    let (Some(key), Some(signature)) = (spki_algorithm(cert), signature_algorithm(cert)) else {
+        return Some("malformed certificate: no algorithm identifiers".into());
+    };
+    if !algorithms.all.iter().any(|alg| alg.public_key_alg_id().as_ref() == key) {
+        return Some(format!(
+            "its {} key is one this build's crypto provider (ring) cannot verify signatures \
+             of; use a P-256, P-384, Ed25519 or RSA (2048 bits or more) CA key",
+            key_name(&cert.public_key().algorithm)
+        ));
+    }
+    if !supports(&algorithms, key, signature) {
+        return Some(format!(
+            "it is signed with {}, which this build's crypto provider (ring) cannot verify, so \
+             certificates it signs the same way are refused at every handshake; sign with \
+             SHA-256 or SHA-384",
+            algorithm_name(&cert.signature_algorithm)
+        ));
+    }
+    None
+}
+
+/// Why the certificate at `der`, the issuer of the one before it in a keystore chain, cannot
+/// have signed it, or `None`.
+pub(crate) fn intermediate_problem(der: &[u8]) -> Option<String> {
+    match X509Certificate::from_der(der) {
+        Ok((_, cert)) => ca_problem(&cert).map(|reason| {
+            format!("as the issuer of the certificate before it in the chain: {reason}")
+        }),
+        Err(e) => Some(format!("malformed certificate: {e}")),
+    }
+}
+
+/// Checks our own chain as a peer holding `truststore` would: webpki, the handshake's code,
+/// for `usage` (`server_auth` for a server's keystore, `client_auth` for a client's).
+///
+/// `Ok(false)` if the truststore has no CA of our own trust domain, so there is nothing to
+/// check against (a client trusting only a partner's CA).
+pub(crate) fn verify_own_chain(
+    keystore: &Keystore,
+    truststore: &Truststore,
+    usage: webpki::KeyUsage,
+) -> Result<bool, webpki::Error> {
+    let Some(roots) = truststore.roots_for(keystore.spiffe_id().trust_domain()) else {
+        return Ok(false);
+    };
+    let certified = keystore.certified_key();
+    let Some((leaf, intermediates)) = certified.cert.split_first() else {
+        return Err(webpki::Error::BadDer);
+    };
+    let leaf = webpki::EndEntityCert::try_from(leaf)?;
+    let algorithms = crate::crypto_provider().signature_verification_algorithms;
+    leaf.verify_for_usage(
+        algorithms.all,
+        &roots.roots,
+        intermediates,
+        UnixTime::now(),
+        usage,
+        None,
+        None,
+    )?;
+    Ok(true)
+}
+
+/// Refuses a keystore whose own chain peers holding `truststore` would refuse, naming `path`.
+///
+/// Only a chain that does not reach a CA of our trust domain is let through, with a warning:
+/// our issuing CA need not be one we trust for peers (separate server and client CAs).
+pub(crate) fn check_own_chain(
+    keystore: &Keystore,
+    truststore: &Truststore,
+    path: &std::path::Path,
+    usage: webpki::KeyUsage,
+) -> Result<(), crate::TlsError> {
+    match verify_own_chain(keystore, truststore, usage) {
+        Ok(_) => Ok(()),
+        Err(webpki::Error::UnknownIssuer) => {
+            tracing::warn!(
+                target: "zt_reload",
+                file = %path.display(),
+                trust_domain = keystore.spiffe_id().trust_domain(),
+                "own certificate does not chain to a trusted CA of its own trust domain: peers \
+                 need another CA (or an intermediate is missing from the file)"
+            );
+            Ok(())
+        }
+        Err(err) => Err(crate::TlsError::BadCertificate {
+            path: path.to_owned(),
+            index: 0,
+            reason: own_chain_problem(&err),
+        }),
+    }
+}
+
+/// webpki's refusal of our own chain, in words.
+pub(crate) fn own_chain_problem(err: &webpki::Error) -> String {
+    use webpki::Error as E;
+    let what = match err {
+        E::UnknownIssuer => "it does not chain to a CA of its own trust domain in the truststore \
+                             (an intermediate missing from the keystore file?)",
+        E::CertExpired { .. } => "a certificate of the chain has expired",
+        E::CertNotValidYet { .. } => "a certificate of the chain is not valid yet",
+        E::CaUsedAsEndEntity => "the leaf is a CA certificate",
+        E::EndEntityUsedAsCa => "a certificate in the middle of the chain is not a CA",
+        E::NameConstraintViolation => "a CA of the chain has name constraints the leaf breaks \
+                                       (or URI constraints, which webpki refuses)",
+        E::RequiredEkuNotFoundContext(_) => {
+            "the leaf's ExtendedKeyUsage does not allow this use (serverAuth for a server, \
+             clientAuth for a client)"
+        }
+        E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
+            "a signature in the chain uses an algorithm this build (ring) cannot verify"
+        }
+        E::InvalidSignatureForPublicKey => {
+            "a signature in the chain does not verify"
+        }
+        E::MaximumPathBuildCallsExceeded
+        | E::MaximumSignatureChecksExceeded
+        | E::MaximumPathDepthExceeded => {
+            "building a path to the CA took too many steps (many CAs sharing one subject?)"
+        }
+        _ => "webpki refuses it",
+    };
+    format!(
+        "peers trusting this truststore would refuse this keystore: {what}"
+    )
+}
+
+/// Whether some algorithm verifies `signature` made with a `key` key.
+fn supports(algorithms: &WebPkiSupportedAlgorithms, key: &[u8], signature: &[u8]) -> bool {
+    algorithms.all.iter().any(|alg: &&dyn SignatureVerificationAlgorithm| {
+        alg.public_key_alg_id().as_ref() == key && alg.signature_alg_id().as_ref() == signature
+    })
+}
+
+/// The contents of the subject public key's `AlgorithmIdentifier`, as webpki compares them.
+fn spki_algorithm<'c>(cert: &'c X509Certificate<'_>) -> Option<&'c [u8]> {
+    let (_, spki, _) = zt_pem::der_split(cert.public_key().raw)?;
+    let (_, algorithm, _) = zt_pem::der_split(spki)?;
+    Some(algorithm)
+}
+
+/// The contents of the certificate's `signatureAlgorithm`.
+fn signature_algorithm<'c>(cert: &'c X509Certificate<'_>) -> Option<&'c [u8]> {
+    let (_, certificate, _) = zt_pem::der_split(cert.as_raw())?;
+    let (_, _, rest) = zt_pem::der_split(certificate)?; // tbsCertificate
+    let (_, algorithm, _) = zt_pem::der_split(rest)?;
+    Some(algorithm)
+}
+
+fn algorithm_name(algorithm: &AlgorithmIdentifier<'_>) -> String {
+    oid2sn(&algorithm.algorithm, oid_registry())
+        .map_or_else(|_| algorithm.algorithm.to_id_string(), str::to_owned)
+}
+
+/// A key's algorithm, with the curve for EC keys: `id-ecPublicKey (secp521r1)`.
+fn key_name(algorithm: &AlgorithmIdentifier<'_>) -> String {
+    let curve = algorithm
+        .parameters
+        .as_ref()
+        .and_then(|params| params.as_oid().ok())
+        .map(|oid| {
+            oid2sn(&oid, oid_registry()).map_or_else(|_| oid.to_id_string(), str::to_owned)
+        });
+    match curve {
+        Some(curve) => format!("{} ({curve})", algorithm_name(algorithm)),
+        None => algorithm_name(algorithm),
+    }
+}
