@@ -27,6 +27,7 @@ mod error;
 mod probe;
 mod server;
 mod store;
+mod usable;
 mod verify;
 
 pub use acceptor::{AcceptLimits, PeerConnectInfo, PeerStream, accept, refusal_reason};
@@ -38,7 +39,10 @@ pub use describe::{
 pub use error::TlsError;
 pub use probe::{Probe, probe};
 pub use server::{ServerFiles, ServerMaterial, ServerTls, server_config};
-pub use store::{BundleSource, Keystore, TrustedCa, Truststore, load_certs, unix_now};
+pub use store::{
+    BundleSource, Keystore, LeftOut, LeftOutCa, TrustedCa, Truststore, load_certs, unix_now,
+};
+pub use usable::ca_problem;
 pub use verify::UnexpectedServer;
 
 /// The one crypto provider used everywhere (ring), so no process ever mixes two.
