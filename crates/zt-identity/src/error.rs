@@ -15,6 +15,12 @@ pub enum SpiffeIdError {
     /// Nothing between `spiffe://` and the path.
     #[error("missing trust domain")]
     MissingTrustDomain,
+    /// A trust domain longer than the specification allows.
+    #[error(
+        "trust domain longer than {} bytes",
+        crate::spiffe_id::MAX_TRUST_DOMAIN_LEN
+    )]
+    TrustDomainTooLong,
     /// The trust domain holds a character outside `[a-z0-9.-_]` (uppercase, port, userinfo...).
     #[error(
         "trust domain may only contain lowercase letters, digits, '.', '-' and '_', found {0:?}"

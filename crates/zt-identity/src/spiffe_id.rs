@@ -12,6 +12,10 @@ use crate::error::SpiffeIdError;
 /// The specification's limit on the length of a whole SPIFFE ID, in bytes.
 pub const MAX_SPIFFE_ID_LEN: usize = 2048;
 
+/// The specification's limit on the length of a trust domain name, in bytes (SPIFFE-ID
+/// section 2.1, following the DNS limit on a host name).
+pub const MAX_TRUST_DOMAIN_LEN: usize = 255;
+
 const SCHEME: &str = "spiffe://";
 
 /// A trust domain: the authority part of a SPIFFE ID (`zt.example`).
@@ -19,9 +23,21 @@ const SCHEME: &str = "spiffe://";
 pub struct TrustDomain(Box<str>);
 
 impl TrustDomain {
-    /// Parses a trust domain name, written bare (`zt.example`) or as an ID (`spiffe://zt.example`).
+    /// Parses a trust domain name, written bare (`zt.example`), as its ID
+    /// (`spiffe://zt.example`), or as any workload's ID in it
+    /// (`spiffe://zt.example/ns/prod/sa/ledger` is `zt.example`), as go-spiffe's
+    /// `TrustDomainFromString` and rust-spiffe read it.
+    ///
+    /// Errors: an empty name, a character other than `a-z 0-9 . - _` (uppercase, a port,
+    /// userinfo), more than [`MAX_TRUST_DOMAIN_LEN`] bytes, or an invalid workload ID.
     pub fn new(name: &str) -> Result<Self, SpiffeIdError> {
-        let bare = name.strip_prefix(SCHEME).unwrap_or(name);
+        let bare = match name.strip_prefix(SCHEME) {
+            Some(rest) if rest.contains('/') => {
+                return SpiffeId::new(name).map(|id| Self(id.trust_domain().into()));
+            }
+            Some(rest) => rest,
+            None => name,
+        };
         validate_trust_domain(bare)?;
         Ok(Self(bare.into()))
     }
@@ -135,6 +151,9 @@ fn validate_trust_domain(domain: &str) -> Result<(), SpiffeIdError> {
     if domain.is_empty() {
         return Err(SpiffeIdError::MissingTrustDomain);
     }
+    if domain.len() > MAX_TRUST_DOMAIN_LEN {
+        return Err(SpiffeIdError::TrustDomainTooLong);
+    }
     match domain
         .chars()
         .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '.' | '-' | '_'))
@@ -235,5 +254,49 @@ mod tests {
         assert!(TrustDomain::new("Zt.example").is_err());
         assert!(TrustDomain::new("zt.example/path").is_err());
         assert!(TrustDomain::new("").is_err());
+    }
+
+    #[test]
+    fn trust_domain_from_a_workload_id_is_its_domain() {
+        assert_eq!(
+            TrustDomain::new("spiffe://zt.example/ns/prod/sa/ledger")
+                .unwrap()
+                .as_str(),
+            "zt.example"
+        );
+        // An ID that is not valid is not reduced to its domain.
+        assert_eq!(
+            TrustDomain::new("spiffe://zt.example/a/../b"),
+            Err(SpiffeIdError::DotSegment)
+        );
+        assert_eq!(
+            TrustDomain::new("spiffe://zt.example/"),
+            Err(SpiffeIdError::TrailingSlash)
+        );
+    }
+
+    #[test]
+    fn trust_domains_are_at_most_255_bytes() {
+        let longest = format!(
+            "{}.example",
+            "a".repeat(MAX_TRUST_DOMAIN_LEN - ".example".len())
+        );
+        assert!(TrustDomain::new(&longest).is_ok());
+        let too_long = format!("a{longest}");
+        for input in [
+            too_long.clone(),
+            format!("spiffe://{too_long}"),
+            format!("spiffe://{too_long}/workload"),
+        ] {
+            assert_eq!(
+                TrustDomain::new(&input),
+                Err(SpiffeIdError::TrustDomainTooLong),
+                "{input}"
+            );
+        }
+        assert_eq!(
+            SpiffeId::new(&format!("spiffe://{too_long}/w")),
+            Err(SpiffeIdError::TrustDomainTooLong)
+        );
     }
 }
