@@ -22,5 +22,5 @@ mod svid;
 pub use dn::pkix_name_string;
 pub use error::{IdentityError, SpiffeIdError, SvidViolation};
 pub use peer::{PeerIdentity, TrustedDomains};
-pub use spiffe_id::{MAX_SPIFFE_ID_LEN, SpiffeId, TrustDomain};
+pub use spiffe_id::{MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN, SpiffeId, TrustDomain};
 pub use svid::{LeafReport, inspect_leaf, rfc4514};
