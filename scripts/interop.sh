@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Interop suite: the project's binaries against TLS and gRPC implementations nobody on the
-# project wrote (Python grpcio on BoringSSL, sslyze on nassl's OpenSSL, the openssl CLI).
+# project wrote (Python grpcio on BoringSSL, sslyze on nassl's OpenSSL, the openssl CLI, the
+# JDK's JSSE and java.net.http.HttpClient).
 #
 #   1. a venv in target/interop-venv with interop/requirements.txt (re-made if that changes),
 #   2. builds ledger, payments and zt-ca, writes a fresh PKI into a temp dir (zt-ca dev, issue),
@@ -9,12 +10,16 @@
 #        grpcio client -> ledger     allowed, denied per method, no cert, foreign CA
 #        ledger's own log            saw those refusals and the denial
 #        openssl s_client -> ledger  TLS 1.3 + ALPN h2; -tls1_2, ALPN http/1.1, no cert refused
+#        JDK HttpClient -> ledger    PKCS#12 stores from keytool; allowed, denied, no cert,
+#                                    TLS 1.2 refused; the ledger's log of them (skipped, and
+#                                    said so, without java 17+)
 #        sslyze -> ledger            TLS 1.3 only, suites, groups, Mozilla `modern`
 #        payments -> grpcio ledger   pinned SPIFFE ID accepted; another identity refused
 #        grpcio client -> echo       echo_server.py (grpc.aio) serves, then exits 0 on SIGTERM
 #   5. prints a summary; exits 1 if any case failed. Everything started is stopped on exit.
 #
-# Every wait is bounded. Needs python3 with venv and pip, openssl, cargo.
+# Every wait is bounded. Needs python3 with venv and pip, openssl, cargo; for the JDK cases a
+# JDK 17+ (java, javac, keytool: Debian's openjdk-17-jdk-headless).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never PYTHONDONTWRITEBYTECODE=1 LC_NUMERIC=C
@@ -231,6 +236,76 @@ openssl_probes() {
 }
 run_step openssl openssl_probes
 
+step "JDK (JSSE + java.net.http.HttpClient) -> ledger (interop/java/LedgerClient.java)"
+# The JDK needs its compiler too: `java File.java` compiles the source in memory.
+java_missing() { # prints why the JDK cases cannot run, or nothing
+  local tool major
+  for tool in java javac keytool; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "$tool not found"; return; }
+  done
+  major=$(java -version 2>&1 | sed -n 's/.* version "\([0-9]*\).*/\1/p' | head -1)
+  [ "${major:-0}" -ge 17 ] || echo "java ${major:-?} is older than 17"
+}
+# JVM flags for short runs: C1 only, serial GC, no hsperfdata file in /tmp, temp files in $work.
+jvm_flags=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData "-Djava.io.tmpdir=$TMPDIR")
+jdk_cases() {
+  local jks=$work/jdk n t0
+  t0=$(now)
+  mkdir -m 700 "$jks"
+  # One random password for every store, in a file: never in an argument (ps shows those).
+  (umask 077 && openssl rand -hex 24 >"$jks/storepass")
+  kt() { # quiet unless it fails
+    local out
+    out=$(timeout 60 keytool "${jvm_flags[@]/#/-J}" "$@" -storetype PKCS12 -storepass:file "$jks/storepass" 2>&1) ||
+      { echo "keytool $1: $out" >&2; return 1; }
+  }
+  # Key stores: key + chain (leaf, CA). Trust store: the CA as a trusted-certificate entry,
+  # which only keytool writes (Java ignores certificates in a PKCS#12 without its trust attribute).
+  for n in payments auditor; do
+    openssl pkcs12 -export -in "$pki/$n.pem" -inkey "$pki/$n.key" -certfile "$pki/ca.pem" \
+      -name "$n" -out "$jks/$n.p12" -passout "file:$jks/storepass"
+  done
+  kt -importcert -noprompt -alias zt-ca -file "$pki/ca.pem" -keystore "$jks/trust.p12"
+  # No certificate to offer: keytool has no command for an empty store, so add one entry and
+  # delete it.
+  kt -importcert -noprompt -alias placeholder -file "$pki/ca.pem" -keystore "$jks/empty.p12"
+  kt -delete -alias placeholder -keystore "$jks/empty.p12"
+  echo "  PKCS#12 stores made in $(since "$t0") s: $(cd "$jks" && echo *.p12)"
+  timeout 120 java "${jvm_flags[@]}" interop/java/LedgerClient.java interop --target "localhost:$port" \
+    --truststore "$jks/trust.p12" --storepass-file "$jks/storepass" \
+    --payments "$jks/payments.p12" --auditor "$jks/auditor.p12" --empty "$jks/empty.p12"
+}
+jdk_log_check() {
+  sleep 0.5 # let the ledger flush the last refusal
+  local recent allowed_p allowed_a denied transfers no_cert version
+  recent=$(tail -n +"$((jdk_log_mark + 1))" "$ledger_log")
+  allowed_p=$(grep -c 'request allowed.*sa/payments .*Ledger/GetBalance' <<<"$recent" || true)
+  allowed_a=$(grep -c 'request allowed.*sa/auditor .*Ledger/GetBalance' <<<"$recent" || true)
+  denied=$(grep -c 'request denied.*sa/auditor .*Ledger/Transfer.*rule="auditor-never-moves-money"' <<<"$recent" || true)
+  transfers=$(grep -c 'request allowed.*Ledger/Transfer' <<<"$recent" || true)
+  no_cert=$(grep -c 'zt_tls::refused.*reason="no_certificate"' <<<"$recent" || true)
+  # A client offering only TLS 1.2 with a supported_versions extension (the JDK does; openssl
+  # -tls1_2 does not) is logged by zt-tls as reason="tls_error" "tls12 not offered or enabled".
+  version=$(grep -cE 'zt_tls::refused.*(reason="protocol_version"|tls12 not offered)' <<<"$recent" || true)
+  local ok=0
+  [ "$allowed_p" = 2 ] && [ "$allowed_a" = 1 ] && [ "$denied" = 1 ] && [ "$transfers" = 0 ] &&
+    [ "$no_cert" -ge 2 ] && [ "$version" -ge 1 ] && ok=1
+  line jdk-ledger-log "3 allowed, 1 deny, refusals logged" \
+    "allowed GetBalance payments=$allowed_p auditor=$allowed_a, Transfer=$transfers; denied Transfer=$denied; refused no_certificate=$no_cert, TLS 1.2=$version" "$ok"
+  grep -aE 'zt_tls::refused|request denied' <<<"$recent" | sed 's/^/  ledger: /' || true
+  [ "$ok" = 1 ]
+}
+jdk_why=$(java_missing)
+if [ -z "$jdk_why" ]; then
+  java -version 2>&1 | head -1
+  jdk_log_mark=$(wc -l <"$ledger_log")
+  run_step jdk jdk_cases
+  run_step jdk-ledger-log jdk_log_check
+else
+  echo "SKIP: the JDK cases did not run: $jdk_why (Debian: apt-get install openjdk-17-jdk-headless)"
+  steps+=("$(printf '%-16s SKIP  (%s)' jdk "$jdk_why")")
+fi
+
 step "sslyze -> ledger (client certificate: payments)"
 run_step sslyze timeout 300 "$py" interop/tls_scan.py --host localhost --ip 127.0.0.1 --port "$port" \
   --ca "$pki/ca.pem" --cert "$pki/payments.pem" --key "$pki/payments.key"
@@ -318,7 +393,10 @@ echo "ledger, as it logged the whole suite: $(grep -c 'request allowed' "$ledger
 total=$(grep -cE ' (PASS|FAIL)$' "$checks" || true)
 failed=$(grep -cE ' FAIL$' "$checks" || true)
 failed_steps=$(printf '%s\n' "${steps[@]}" | grep -c ' FAIL' || true)
-echo "interop: $total checks, $((total - failed)) passed, $failed failed; $((${#steps[@]} - failed_steps))/${#steps[@]} steps passed; $(since "$suite_start") s"
+skipped_steps=$(printf '%s\n' "${steps[@]}" | grep -c ' SKIP' || true)
+skipped_note=""
+[ "$skipped_steps" = 0 ] || skipped_note=", $skipped_steps SKIPPED"
+echo "interop: $total checks, $((total - failed)) passed, $failed failed; $((${#steps[@]} - failed_steps - skipped_steps))/${#steps[@]} steps passed$skipped_note; $(since "$suite_start") s"
 if [ "$failed" != 0 ] || [ "$failed_steps" != 0 ]; then
   grep -E ' FAIL$' "$checks" | sed 's/^/  FAILED: /' || true
   exit 1
