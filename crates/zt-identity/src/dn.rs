@@ -11,12 +11,14 @@
 //! `parseASN1String`; `src/crypto/x509/pkix/pkix.go`: `Name.FillFromRDNSequence`,
 //! `Name.ToRDNSequence`, `Name.String`, `RDNSequence.String`; `src/encoding/asn1/marshal.go`):
 //!
-//! 1. Every attribute value must be one of the string types Go reads, decoded as Go 1.25 and
-//!    later do: PrintableString (ASCII letters, digits, ` '()+,-./:=?`, plus `*` and `&`),
-//!    IA5String (ASCII), NumericString (digits and space), UTF8String (valid UTF-8),
-//!    T61String (read as Latin-1), BMPString (UCS-2: even length, one trailing `00 00` dropped,
-//!    surrogates and the noncharacters U+FFFE, U+FFFF, U+FDD0..U+FDEF refused). Any other value
-//!    makes Go refuse the whole certificate, and so does this crate ([`IdentityError::Malformed`]).
+//! 1. The name is read from its DER as Go reads it: lengths in the fewest octets, attribute
+//!    types OIDs with every arc below 2^31, an empty RDN SET allowed (it adds nothing). Every
+//!    attribute value must be one of the string types Go reads, decoded as Go 1.25 and later
+//!    do: PrintableString (ASCII letters, digits, ` '()+,-./:=?`, plus `*` and `&`), IA5String
+//!    (ASCII), NumericString (digits and space), UTF8String (valid UTF-8), T61String (read as
+//!    Latin-1), BMPString (UCS-2: even length, one trailing `00 00` dropped, surrogates and the
+//!    noncharacters U+FFFE, U+FFFF, U+FDD0..U+FDEF refused). Anything else makes Go refuse the
+//!    whole certificate, and so does this crate ([`IdentityError::Malformed`]).
 //!    Go 1.24 and older read T61String bytes as UTF-8 and BMPString as UTF-16; only names using
 //!    those two obsolete types can render differently there.
 //! 2. The nine known types (`2.5.4.x`: C, ST, L, STREET, POSTALCODE, O, OU, CN, SERIALNUMBER)
@@ -44,30 +46,26 @@
 
 use std::fmt::Write as _;
 
-use x509_parser::asn1_rs::{Any, Class, Tag};
-use x509_parser::x509::X509Name;
-
 use crate::error::IdentityError;
 
 /// The subject text grpc-go matches gRFC A43 principals against: Go's `pkix.Name.String()` of
 /// the name as `x509.ParseCertificate` reads it (the module documentation lists the rules).
+/// `name_der` is the DER of the Name, as [`subject_der`] finds it in a certificate.
 ///
 /// The result is `CN=payments,O=zt-grpc` for a certificate made with
 /// `-subj /CN=payments/O=zt-grpc` **and** for one made with `-subj /O=zt-grpc/CN=payments`: Go
 /// orders attributes by type, not as the certificate lists them. This is not RFC 4514 (see
 /// [`crate::rfc4514`] for that form).
 ///
-/// Fails, as Go's certificate parser does, when an attribute value is not a string Go can
-/// decode or an attribute type is not an OID Go can read.
-pub fn pkix_name_string(name: &X509Name<'_>) -> Result<String, IdentityError> {
+/// Fails, as Go's certificate parser does, when the DER is not a Name Go reads, an attribute
+/// value is not a string Go can decode or an attribute type is not an OID Go can read.
+pub fn pkix_name_string(name_der: &[u8]) -> Result<String, IdentityError> {
     let mut others: Vec<(String, String)> = Vec::new();
     let mut lists: [Vec<String>; 7] = Default::default();
     let mut common_name = String::new();
     let mut serial_number = String::new();
-    for attr in name.iter_attributes() {
-        let oid = go_oid(attr.attr_type().as_bytes())
-            .ok_or_else(|| malformed("an attribute type Go cannot read as an OID".to_owned()))?;
-        let value = go_string(attr.attr_value())
+    for (oid, tag, value) in go_attributes(name_der)? {
+        let value = go_string(tag, value)
             .map_err(|reason| malformed(format!("attribute {}: {reason}", dotted(&oid))))?;
         match known_type(&oid) {
             Some(Known::CommonName) => common_name = value,
@@ -191,12 +189,9 @@ fn is_printable(b: u8, lenient: bool) -> bool {
         || (lenient && matches!(b, b'*' | b'&'))
 }
 
-/// Decodes an attribute value as Go's `parseASN1String` (Go 1.25 and later) does.
-fn go_string(value: &Any<'_>) -> Result<String, &'static str> {
-    if value.class() != Class::Universal || value.header.is_constructed() {
-        return Err("not a string type Go reads");
-    }
-    let data = value.data;
+/// Decodes an attribute value as Go's `parseASN1String` (Go 1.25 and later) does. `tag` is
+/// the whole identifier octet, as Go compares it: only primitive universal string types pass.
+fn go_string(tag: u8, data: &[u8]) -> Result<String, &'static str> {
     let ascii = |ok: fn(u8) -> bool, err: &'static str| {
         if data.iter().all(|&b| ok(b)) {
             // Every byte is ASCII, so this is valid UTF-8.
@@ -205,16 +200,16 @@ fn go_string(value: &Any<'_>) -> Result<String, &'static str> {
             Err(err)
         }
     };
-    match value.tag() {
-        Tag::PrintableString => ascii(|b| is_printable(b, true), "invalid PrintableString"),
-        Tag::Ia5String => ascii(|b| b.is_ascii(), "invalid IA5String"),
-        Tag::NumericString => ascii(|b| b.is_ascii_digit() || b == b' ', "invalid NumericString"),
-        Tag::Utf8String => std::str::from_utf8(data)
+    match tag {
+        PRINTABLE_STRING => ascii(|b| is_printable(b, true), "invalid PrintableString"),
+        IA5_STRING => ascii(|b| b.is_ascii(), "invalid IA5String"),
+        NUMERIC_STRING => ascii(|b| b.is_ascii_digit() || b == b' ', "invalid NumericString"),
+        UTF8_STRING => std::str::from_utf8(data)
             .map(str::to_owned)
             .map_err(|_| "invalid UTF-8 string"),
         // T61String, read as Latin-1: every byte is the code point of the same value.
-        Tag::T61String => Ok(data.iter().map(|&b| char::from(b)).collect()),
-        Tag::BmpString => {
+        T61_STRING => Ok(data.iter().map(|&b| char::from(b)).collect()),
+        BMP_STRING => {
             if !data.len().is_multiple_of(2) {
                 return Err("invalid BMPString");
             }
@@ -232,6 +227,109 @@ fn go_string(value: &Any<'_>) -> Result<String, &'static str> {
                 .collect()
         }
         _ => Err("unsupported string type"),
+    }
+}
+
+/// The DER of the subject Name in a DER `TBSCertificate` (RFC 5280 section 4.1), or `None` when
+/// the structure up to the subject is not DER Go would read.
+///
+/// Read here rather than taken from x509-parser's `X509Name`: that parser stops, without an
+/// error, at an empty RDN SET and drops every attribute after it, where Go reads on.
+pub fn subject_der(tbs_der: &[u8]) -> Option<&[u8]> {
+    let mut tbs = Der(Der(tbs_der).expect(0x30)?);
+    if tbs.0.first() == Some(&0xa0) {
+        tbs.read()?; // version
+    }
+    tbs.expect(0x02)?; // serialNumber
+    tbs.expect(0x30)?; // signature
+    tbs.expect(0x30)?; // issuer
+    tbs.expect(0x30)?; // validity
+    let before = tbs.0;
+    tbs.expect(0x30)?; // subject
+    before.get(..before.len() - tbs.0.len())
+}
+
+const UTF8_STRING: u8 = 0x0c;
+const NUMERIC_STRING: u8 = 0x12;
+const PRINTABLE_STRING: u8 = 0x13;
+const T61_STRING: u8 = 0x14;
+const IA5_STRING: u8 = 0x16;
+const BMP_STRING: u8 = 0x1e;
+
+/// An attribute as Go's `parseName` reads it: the OID's arcs, the value's identifier octet and
+/// its content.
+type Attribute<'a> = (Vec<u64>, u8, &'a [u8]);
+
+/// Every attribute of a DER Name, in order, as Go's `parseName` reads them: the RDN structure
+/// does not matter to `Name.String()`, so it is flattened here. An empty RDN SET is accepted
+/// (and contributes nothing), as Go accepts it.
+fn go_attributes(name: &[u8]) -> Result<Vec<Attribute<'_>>, IdentityError> {
+    let invalid = |what: &str| malformed(format!("invalid RDNSequence: {what}"));
+    let mut rdns = Der(name);
+    let mut rdns = Der(rdns.expect(0x30).ok_or_else(|| invalid("not a SEQUENCE"))?);
+    let mut attributes = Vec::new();
+    while !rdns.0.is_empty() {
+        let mut set = Der(rdns.expect(0x31).ok_or_else(|| invalid("not a SET"))?);
+        while !set.0.is_empty() {
+            let mut atv = Der(set
+                .expect(0x30)
+                .ok_or_else(|| invalid("invalid attribute"))?);
+            let oid = atv
+                .expect(0x06)
+                .and_then(go_oid)
+                .ok_or_else(|| invalid("invalid attribute type"))?;
+            let (tag, value) = atv
+                .read()
+                .ok_or_else(|| invalid("invalid attribute value"))?;
+            attributes.push((oid, tag, value));
+        }
+    }
+    Ok(attributes)
+}
+
+/// A DER reader with the limits of Go's `cryptobyte`: low tag numbers only, definite lengths
+/// in the fewest octets, at most four length octets.
+struct Der<'a>(&'a [u8]);
+
+impl<'a> Der<'a> {
+    /// The next element's identifier octet and content.
+    fn read(&mut self) -> Option<(u8, &'a [u8])> {
+        let (&tag, rest) = self.0.split_first()?;
+        if tag & 0x1f == 0x1f {
+            return None;
+        }
+        let (&first, mut rest) = rest.split_first()?;
+        let len = if first & 0x80 == 0 {
+            usize::from(first)
+        } else {
+            let octets = usize::from(first & 0x7f);
+            if octets == 0 || octets > 4 || rest.len() < octets {
+                return None;
+            }
+            let (len_bytes, tail) = rest.split_at(octets);
+            rest = tail;
+            let len = len_bytes
+                .iter()
+                .fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+            if len < 0x80 || len_bytes[0] == 0 {
+                return None;
+            }
+            usize::try_from(len).ok()?
+        };
+        if rest.len() < len {
+            return None;
+        }
+        let (content, tail) = rest.split_at(len);
+        self.0 = tail;
+        Some((tag, content))
+    }
+
+    /// The next element's content, if its identifier octet is `tag`.
+    fn expect(&mut self, tag: u8) -> Option<&'a [u8]> {
+        match self.read()? {
+            (found, content) if found == tag => Some(content),
+            _ => None,
+        }
     }
 }
 
@@ -296,6 +394,7 @@ mod tests {
     )]
 
     use x509_parser::prelude::FromDer;
+    use x509_parser::x509::X509Name;
 
     use super::*;
 
@@ -345,10 +444,7 @@ mod tests {
             }
             seq.extend(tlv(0x31, &set));
         }
-        let der = tlv(0x30, &seq);
-        let (rest, name) = X509Name::from_der(&der).expect("test name parses");
-        assert!(rest.is_empty());
-        pkix_name_string(&name)
+        pkix_name_string(&tlv(0x30, &seq))
     }
 
     fn ok(rdns: &[Rdn<'_>]) -> String {
@@ -521,6 +617,38 @@ mod tests {
                 "{oid:x?}"
             );
         }
+    }
+
+    #[test]
+    fn the_der_is_read_as_go_reads_it() {
+        // An empty RDN SET: x509-parser's RDN list ends there, Go reads on.
+        let der = [
+            0x30, 0x1a, 0x31, 0x0a, 0x30, 0x08, 0x06, 0x03, 0x55, 4, 3, UTF8, 1, b'a', 0x31, 0x00,
+            0x31, 0x0a, 0x30, 0x08, 0x06, 0x03, 0x55, 4, 10, UTF8, 1, b'e',
+        ];
+        assert_eq!(pkix_name_string(&der).unwrap(), "CN=a,O=e");
+        // x509-parser cuts the name there; the subject read from the certificate is whole.
+        let (_, cut) = X509Name::from_der(&der).unwrap();
+        assert_eq!(cut.iter_attributes().count(), 1);
+
+        let atv = |value: &[u8]| {
+            let mut atv = vec![0x30, (5 + value.len()) as u8, 0x06, 0x03, 0x55, 4, 3];
+            atv.extend_from_slice(value);
+            tlv(0x30, &tlv(0x31, &atv))
+        };
+        assert!(go_attributes(&atv(&[UTF8, 1, b'a'])).is_ok());
+        for (why, value) in [
+            ("long form for a short length", &[UTF8, 0x81, 1, b'a'][..]),
+            ("a length with a leading zero", &[UTF8, 0x82, 0, 1, b'a']),
+            ("a high tag number", &[0x1f, 0x20, 1, b'a']),
+            ("an indefinite length", &[UTF8, 0x80, b'a', 0, 0]),
+            ("a truncated value", &[UTF8, 2, b'a']),
+        ] {
+            assert!(go_attributes(&atv(value)).is_err(), "{why}");
+        }
+        // A SEQUENCE where the RDN SET belongs.
+        assert!(go_attributes(&tlv(0x30, &tlv(0x30, &[]))).is_err());
+        assert_eq!(go_attributes(&tlv(0x30, &tlv(0x31, &[]))).unwrap().len(), 0);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! - [`PeerIdentity`]: the identity of an authenticated peer, built by [`TrustedDomains::identify`]
 //!   from a verified chain, once per connection, and handed to authorization and handlers.
 //! - [`pkix_name_string`]: a subject as grpc-go writes it (Go's `pkix.Name.String()`), the text
-//!   gRFC A43 principals match; [`rfc4514`]: a name in RFC 4514 form, for issuers and CRLs.
+//!   gRFC A43 principals match ([`subject_der`] finds it in a certificate); [`rfc4514`]: a name
+//!   in RFC 4514 form, for issuers and CRLs.
 //!
 //! Nothing here does I/O or verifies signatures: chain building and signature checks belong to
 //! rustls-webpki, which does not look at URI SANs. This crate adds exactly what webpki leaves out.
@@ -19,7 +20,7 @@ mod peer;
 mod spiffe_id;
 mod svid;
 
-pub use dn::pkix_name_string;
+pub use dn::{pkix_name_string, subject_der};
 pub use error::{IdentityError, SpiffeIdError, SvidViolation};
 pub use peer::{PeerIdentity, TrustedDomains};
 pub use spiffe_id::{MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN, SpiffeId, TrustDomain};

@@ -9,7 +9,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Name;
 
-use crate::dn::pkix_name_string;
+use crate::dn::{pkix_name_string, subject_der};
 use crate::error::{IdentityError, SvidViolation};
 use crate::spiffe_id::SpiffeId;
 
@@ -159,7 +159,9 @@ pub fn inspect_leaf(der: &[u8]) -> Result<LeafReport, IdentityError> {
         spiffe_id,
         uri_sans,
         dns_sans,
-        subject: pkix_name_string(cert.subject())?,
+        subject: subject_der(cert.tbs_certificate.as_ref())
+            .ok_or_else(|| malformed("subject: not DER Go would read"))
+            .and_then(pkix_name_string)?,
         issuer: rfc4514(cert.issuer()),
         serial: cert.tbs_certificate.serial.to_str_radix(16),
         not_before: validity.not_before.timestamp(),

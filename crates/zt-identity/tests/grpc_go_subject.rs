@@ -6,6 +6,7 @@
 //! compares this crate's text with what a small Go program prints for `cert.Subject.String()`,
 //! built at test time. Without `go` (or `openssl`) on PATH it says so on stderr and passes,
 //! unless `ZT_REQUIRE_GO=1` is set, when it fails instead (for a CI job that installs Go).
+//! `ZT_SHOW_SUBJECTS=1` prints every pair compared.
 //! The other tests need neither tool.
 #![allow(
     clippy::unwrap_used,
@@ -24,18 +25,18 @@ use rcgen::{
 use zt_identity::{IdentityError, TrustDomain, TrustedDomains, inspect_leaf};
 
 /// One subject to compare. `subj` is openssl's `-subj`; `mask` its `string_mask` (which string
-/// types openssl may choose); `patch` replaces, in the subject only, the value `XXXX` (which
-/// openssl writes as UTF8String) by another tag and content, to reach types openssl will not
+/// types openssl may choose); `patch` replaces, in the subject only (the last occurrence: the
+/// issuer comes first), bytes by others of the same length, to reach DER openssl will not
 /// write; `go_1_25` marks a case whose text changed in Go 1.25 (T61String read as Latin-1,
 /// BMPString as strict UCS-2), compared only against Go 1.25 or later.
 struct Case {
     subj: &'static str,
     mask: &'static str,
-    patch: Option<(u8, &'static [u8])>,
+    patch: Option<(Vec<u8>, Vec<u8>)>,
     go_1_25: bool,
 }
 
-const fn case(subj: &'static str) -> Case {
+fn case(subj: &'static str) -> Case {
     Case {
         subj,
         mask: "utf8only",
@@ -44,7 +45,7 @@ const fn case(subj: &'static str) -> Case {
     }
 }
 
-const fn masked(subj: &'static str, mask: &'static str) -> Case {
+fn masked(subj: &'static str, mask: &'static str) -> Case {
     Case {
         subj,
         mask,
@@ -53,11 +54,14 @@ const fn masked(subj: &'static str, mask: &'static str) -> Case {
     }
 }
 
-const fn patched(tag: u8, content: &'static [u8], go_1_25: bool) -> Case {
+/// `/O=patched/CN=XXXX` with the UTF8String `XXXX` replaced by `tag` and `content`.
+fn patched(tag: u8, content: &[u8; 4], go_1_25: bool) -> Case {
+    let mut to = vec![tag, 4];
+    to.extend_from_slice(content);
     Case {
         subj: "/O=patched/CN=XXXX",
         mask: "utf8only",
-        patch: Some((tag, content)),
+        patch: Some((b"\x0c\x04XXXX".to_vec(), to)),
         go_1_25,
     }
 }
@@ -92,7 +96,6 @@ fn cases() -> Vec<Case> {
             "/title=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\
              aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         ),
-        case("/1.2.3.4=value/CN=x"),
         // Escapes.
         case(r#"/CN=\ #a,b\+c"d\\e<f>g;h=i\ "#),
         case("/CN=#lead/O=trail\\ "),
@@ -107,7 +110,7 @@ fn cases() -> Vec<Case> {
         },
         masked("/CN=plain ascii*&", "nombstr"),
         masked("/CN=Müller/O=日本", "pkix"), // BMPString
-        masked("/CN=😀", "pkix"),            // UniversalString: refused by both
+        masked("/CN=😀", "pkix"),            // beyond the BMP: UTF8String again
         masked("/CN=a*b&c/title=x*y", "default"),
         masked("/serialNumber=12 34/CN=a", "default"),
         // String types openssl does not write, and values Go refuses.
@@ -127,6 +130,20 @@ fn cases() -> Vec<Case> {
         patched(0x1a, b"abcd", false),            // VisibleString
         patched(0x1c, b"\x00\x00\x00A", false),   // UniversalString
         patched(0x04, b"abcd", false),            // OCTET STRING
+        // An empty RDN SET (RFC 5280 forbids it, Go reads on): the RDN OU=ab becomes an empty
+        // SET and the RDN OU="" (same length).
+        Case {
+            patch: Some((
+                b"\x31\x0b\x30\x09\x06\x03\x55\x04\x0b\x0c\x02ab".to_vec(),
+                b"\x31\x00\x31\x09\x30\x07\x06\x03\x55\x04\x0b\x0c\x00".to_vec(),
+            )),
+            ..case("/CN=x/OU=ab/O=y")
+        },
+        // A PrintableString with a long-form length Go refuses (0x81 0x03 for 3).
+        Case {
+            patch: Some((b"\x0c\x04XXXX".to_vec(), b"\x13\x81\x03abc".to_vec())),
+            ..case("/O=patched/CN=XXXX")
+        },
     ]
 }
 
@@ -193,25 +210,23 @@ fn openssl_cert(dir: &Path, index: usize, case: &Case) -> PathBuf {
         .args(["-subj", case.subj])
         .arg("-out")
         .arg(&out));
-    if let Some((tag, content)) = case.patch {
+    if let Some((from, to)) = &case.patch {
         let mut der = std::fs::read(&out).unwrap();
-        patch_subject_value(&mut der, tag, content);
+        patch_subject(&mut der, from, to);
         std::fs::write(&out, der).unwrap();
     }
     out
 }
 
-/// Replaces the subject's UTF8String `XXXX` (the last one: the issuer comes first) by
-/// `tag` and a content of the same length, so every length around it stays right.
-fn patch_subject_value(der: &mut [u8], tag: u8, content: &[u8]) {
-    assert_eq!(content.len(), 4);
-    let needle = b"\x0c\x04XXXX";
+/// Replaces the last occurrence of `from` (in the subject: the issuer comes first) by `to`, of
+/// the same length, so every length around it stays right.
+fn patch_subject(der: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
     let at = der
-        .windows(needle.len())
-        .rposition(|w| w == needle)
-        .expect("openssl wrote the placeholder as UTF8String");
-    der[at] = tag;
-    der[at + 2..at + 6].copy_from_slice(content);
+        .windows(from.len())
+        .rposition(|w| w == from)
+        .unwrap_or_else(|| panic!("{from:x?} is not in the certificate"));
+    der[at..at + to.len()].copy_from_slice(to);
 }
 
 const GO_PROGRAM: &str = r#"package main
@@ -326,6 +341,9 @@ fn subjects_match_go_itself() {
             continue;
         }
         compared += 1;
+        if std::env::var_os("ZT_SHOW_SUBJECTS").is_some() {
+            eprintln!("{:<60} go: {go:?}\n{:<60} us: {ours:?}", case.subj, "");
+        }
         let agree = match (&go, &ours) {
             (Ok(go), Some(ours)) => go == ours,
             (Err(_), None) => true,
@@ -419,7 +437,9 @@ fn a_subject_go_cannot_decode_is_refused_as_malformed_without_panicking() {
         dn.push(DnType::OrganizationName, "zt");
         dn.push(DnType::CommonName, "XXXX");
         let mut der = svid(dn);
-        patch_subject_value(&mut der, tag, content);
+        let mut to = vec![tag, 4];
+        to.extend_from_slice(content);
+        patch_subject(&mut der, b"\x0c\x04XXXX", &to);
         let refusal = trusted().identify(Some(&der)).unwrap_err();
         assert!(
             matches!(&refusal, IdentityError::Malformed(m) if m.contains("2.5.4.3")),
