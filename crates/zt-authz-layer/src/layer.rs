@@ -7,10 +7,21 @@ use arc_swap::ArcSwap;
 use tower_layer::Layer;
 use zt_authz::Policy;
 use zt_identity::TrustedDomains;
-use zt_telemetry::Metrics;
+use zt_telemetry::{Metrics, Mode};
 
 use crate::audit::{AuditSink, StdoutAudit};
-use crate::service::Authz;
+use crate::service::{Authz, DEFAULT_DENY};
+
+/// Every reason `zt_authz_unauthenticated_total` is counted under: why a request had no
+/// valid identity (`zt_identity::IdentityError::kind`).
+pub const UNAUTHENTICATED_REASONS: &[&str] = &[
+    "no_certificate",
+    "malformed_certificate",
+    "not_svid",
+    "untrusted_trust_domain",
+    "expired",
+    "revoked",
+];
 
 /// A policy that can be replaced while requests are being served (hot reload). Every request
 /// evaluates whichever policy is current when it arrives; clones share the same slot.
@@ -97,6 +108,28 @@ impl AuthzLayer {
         self.map(|s| s.methods = methods.into_iter().collect())
     }
 
+    /// Creates, at 0, every series this layer can count for its policies as they are now:
+    /// `zt_authz_unauthenticated_total` for each of [`UNAUTHENTICATED_REASONS`], and
+    /// `zt_authz_decisions_total` for each served method (see [`AuthzLayer::with_known_methods`])
+    /// with each rule that can decide it (the allow rules that let someone call it, every deny
+    /// rule, `<default deny>`), and for `other` methods with `<default deny>`, in both modes.
+    ///
+    /// Prometheus advises exporting known label sets from the start: an alert on an increase
+    /// then sees the first event, which a series born at 1 hides. Call it once configured, and
+    /// again after replacing a policy (its rules are new label values); series of a replaced
+    /// policy stay, with their counts.
+    pub fn register_series(&self) {
+        let shared = &*self.shared;
+        let metrics = &shared.metrics;
+        metrics.register_unauthenticated_reasons(UNAUTHENTICATED_REASONS);
+        let mut methods: Vec<String> = shared.methods.iter().cloned().collect();
+        methods.sort();
+        register_policy(metrics, &shared.policy.current(), Mode::Enforce, &methods);
+        if let Some(shadow) = &shared.shadow {
+            register_policy(metrics, &shadow.current(), Mode::Shadow, &methods);
+        }
+    }
+
     fn map(self, change: impl FnOnce(&mut Shared)) -> Self {
         // Configured once, before the layer is cloned into a server.
         let mut shared = Arc::unwrap_or_clone(self.shared);
@@ -105,6 +138,34 @@ impl AuthzLayer {
             shared: Arc::new(shared),
         }
     }
+}
+
+/// The decision series `policy` can produce on `methods`, at 0.
+fn register_policy(metrics: &Metrics, policy: &Policy, mode: Mode, methods: &[String]) {
+    let name = policy.name();
+    // The deny rules, by name: `check` against no method reports every rule, with its list.
+    let mut deny_rules: Vec<String> = Vec::new();
+    for finding in policy.check(&[]) {
+        if finding.list == "deny_rules" && !deny_rules.contains(&finding.rule) {
+            deny_rules.push(finding.rule);
+        }
+    }
+    for method in methods {
+        for coverage in policy.coverage(std::slice::from_ref(method)) {
+            for (rule, _) in &coverage.allowed_by {
+                metrics.register_decision(name, rule, "allow", mode, method);
+            }
+            if coverage.closed_by.is_none() {
+                metrics.register_decision(name, DEFAULT_DENY, "deny", mode, method);
+            }
+        }
+        // Which methods a deny rule reaches is not exposed by `Policy`: every deny rule is
+        // registered on every method (a few zero series too many, never one too few).
+        for rule in &deny_rules {
+            metrics.register_decision(name, rule, "deny", mode, method);
+        }
+    }
+    metrics.register_decision(name, DEFAULT_DENY, "deny", mode, "other");
 }
 
 impl<S> Layer<S> for AuthzLayer {

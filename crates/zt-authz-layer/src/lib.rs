@@ -12,9 +12,11 @@
 //!    identity, the method path and the metadata, and answers `PERMISSION_DENIED` unless an
 //!    allow rule matched and no deny rule did; an optional *shadow* policy is evaluated too,
 //!    logged and counted, never enforced;
-//! 4. logs the decision (peer, method, matched rule, decision) under `zt_authz::decision`,
-//!    counts it (`zt_authz_decisions_total`), and writes a gRFC A59 audit line when the policy
-//!    asks for one ([`AuditSink`], stdout by default);
+//! 4. logs the decision (peer, method, matched rule, decision) under `zt_authz::decision`
+//!    (an allowed health check at `debug`, everything else at `info` or `warn`), counts it
+//!    (`zt_authz_decisions_total`; [`AuthzLayer::register_series`] creates the known series
+//!    at 0), and writes a gRFC A59 audit line when the policy asks for one ([`AuditSink`],
+//!    stdout by default);
 //! 5. on allow, inserts `Arc<PeerIdentity>` (and tonic's `TcpConnectInfo`, so
 //!    `Request::remote_addr()` works) into the request extensions, and calls the inner service.
 //!
@@ -33,5 +35,5 @@ mod service;
 pub use audit::{AuditRecord, AuditSink, StdoutAudit, audit_line};
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub use layer::{AuthzLayer, PolicyHandle};
-pub use service::Authz;
+pub use layer::{AuthzLayer, PolicyHandle, UNAUTHENTICATED_REASONS};
+pub use service::{Authz, HEALTH_SERVICE};

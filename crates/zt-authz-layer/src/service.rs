@@ -16,7 +16,7 @@ use crate::future::ResponseFuture;
 use crate::layer::Shared;
 
 /// The `rule` label and log field of a default deny.
-const DEFAULT_DENY: &str = "<default deny>";
+pub(crate) const DEFAULT_DENY: &str = "<default deny>";
 
 /// Wraps a gRPC service and authorizes each request before calling it. Built by
 /// [`crate::AuthzLayer`].
@@ -127,16 +127,27 @@ where
             decision.is_allowed(),
         );
         if decision.is_allowed() {
-            tracing::info!(
-                target: "zt_authz::decision",
-                peer = %peer.spiffe_id(),
-                peer_addr = %PeerAddr(remote),
-                method,
-                policy = policy.name(),
-                rule,
-                decision = verdict,
-                "request allowed"
-            );
+            // Health checks come every few seconds from every probe: at `info` they would be
+            // half the log. They are still counted, and audited when the policy asks (A59).
+            macro_rules! allowed {
+                ($level:ident) => {
+                    tracing::$level!(
+                        target: "zt_authz::decision",
+                        peer = %peer.spiffe_id(),
+                        peer_addr = %PeerAddr(remote),
+                        method,
+                        policy = policy.name(),
+                        rule,
+                        decision = verdict,
+                        "request allowed"
+                    )
+                };
+            }
+            if is_health_check(method) {
+                allowed!(debug);
+            } else {
+                allowed!(info);
+            }
         } else {
             tracing::warn!(
                 target: "zt_authz::decision",
@@ -159,6 +170,14 @@ where
         let in_flight = shared.metrics.rpc_started();
         ResponseFuture::allowed(self.inner.call(req), in_flight)
     }
+}
+
+/// The gRPC health service's methods (`Check`, `Watch`), whose allowed decisions are logged at
+/// `debug`. A refused health check stays a warning: it is rare, and worth a look.
+pub const HEALTH_SERVICE: &str = "/grpc.health.v1.Health/";
+
+fn is_health_check(method: &str) -> bool {
+    method.starts_with(HEALTH_SERVICE)
 }
 
 /// The connection's identity, if it still holds: valid SVID of a trusted domain (cached per

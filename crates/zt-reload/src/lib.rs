@@ -164,6 +164,11 @@ impl Reloader {
                 .map(|(file, _)| file)
                 .collect();
             let result = (watched.reload)();
+            let files = changed
+                .iter()
+                .map(|file| file.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
             for file in &changed {
                 self.metrics
                     .reload(&file.display().to_string(), result.is_ok());
@@ -174,14 +179,14 @@ impl Reloader {
                     tracing::info!(
                         target: "zt_reload",
                         what = watched.name,
-                        files = ?changed,
+                        files = %files,
                         "reloaded; new connections use the new material"
                     );
                 }
                 Err(error) => tracing::error!(
                     target: "zt_reload",
                     what = watched.name,
-                    files = ?changed,
+                    files = %files,
                     error,
                     "reload failed; still serving with the last good material"
                 ),

@@ -51,6 +51,16 @@ pub struct Config {
     /// (`zt_authz::shadow`) and counted (`mode="shadow"`), never enforced.
     #[arg(long, env = "LEDGER_SHADOW_POLICY")]
     pub shadow_policy: Option<PathBuf>,
+    /// Refuse a policy in which `policy check` finds errors (a path naming no served method,
+    /// a rule that can never match...): at startup the ledger exits with one line naming the
+    /// file and the finding; at a reload the last good policy stays (logged and counted as a
+    /// failed reload). Without it, every finding is logged as a warning and the policy is used.
+    #[arg(
+        long,
+        env = "LEDGER_STRICT_POLICY",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub strict_policy: bool,
     /// Serve Prometheus metrics over plain HTTP at this address (`GET /metrics`).
     #[arg(long, env = "LEDGER_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -145,7 +155,7 @@ pub enum PolicyCommand {
         #[arg(long)]
         cert: PathBuf,
         /// The full gRPC method path, e.g. /ledger.v1.Ledger/Transfer.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_method)]
         method: String,
         /// A request header, as NAME=VALUE (repeatable), for rules that match headers.
         #[arg(long = "header", value_parser = parse_header)]
@@ -163,6 +173,33 @@ pub enum Expected {
     Allow,
     /// The call is refused (denied by a rule, by default, or unauthenticated).
     Deny,
+}
+
+/// A gRPC method path, `/package.Service/Method`: anything else can only ever be denied by
+/// default, so `explain` refuses it as a usage error instead of explaining that. A bare method
+/// name the ledger serves gets its full path suggested.
+fn parse_method(text: &str) -> Result<String, String> {
+    let well_formed = text
+        .strip_prefix('/')
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(service, method)| {
+            !service.is_empty()
+                && !method.is_empty()
+                && !method.contains('/')
+                && !text.contains(char::is_whitespace)
+        });
+    if well_formed {
+        return Ok(text.to_owned());
+    }
+    let suggestion = crate::server::served_methods()
+        .into_iter()
+        .find(|m| m.rsplit('/').next() == Some(text.trim_start_matches('/')))
+        .map(|m| format!(" (did you mean {m}?)"))
+        .unwrap_or_default();
+    Err(format!(
+        "not a gRPC method path: write /package.Service/Method, e.g. \
+         /ledger.v1.Ledger/Transfer{suggestion}"
+    ))
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {

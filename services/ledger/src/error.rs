@@ -25,6 +25,20 @@ pub enum Error {
         /// What is wrong with it.
         source: zt_authz::PolicyError,
     },
+    /// `--strict-policy`: `policy check` found errors in the policy.
+    #[error(
+        "{}: refused by --strict-policy: {first}{}",
+        path.display(),
+        if *errors > 1 { format!(" (and {} more error(s); see `ledger policy check`)", errors - 1) } else { String::new() }
+    )]
+    PolicyFindings {
+        /// The policy file.
+        path: PathBuf,
+        /// The first error, in words (`error: allow_rules[rule]: ...`).
+        first: String,
+        /// How many errors `policy check` found.
+        errors: usize,
+    },
     /// A descriptor set given to `policy` could not be read.
     #[error("{}: {reason}", path.display())]
     DescriptorSet {

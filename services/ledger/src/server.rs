@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::transport::Server as Transport;
-use zt_authz::Policy;
+use zt_authz::{Policy, Severity};
 use zt_authz_layer::{AuthzLayer, PolicyHandle};
-use zt_identity::TrustedDomains;
+use zt_identity::{TrustDomain, TrustedDomains};
 use zt_proto::ledger::v1::ledger_server::LedgerServer;
 use zt_reload::Reloader;
 use zt_telemetry::Metrics;
@@ -49,6 +49,68 @@ pub fn served_methods() -> Vec<String> {
     .collect()
 }
 
+/// Which policy a file is, in logs: the one enforced, or the shadow one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Enforced,
+    Shadow,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Enforced => "policy",
+            Self::Shadow => "shadow policy",
+        }
+    }
+}
+
+/// What `policy check` (and `policy coverage`) say about the policy in `path`, against the
+/// served methods: each finding a warning naming the file (target `zt_authz::policy`), at
+/// startup and at every reload. With `strict`, an error refuses the policy.
+fn vet_policy(path: &Path, policy: &Policy, role: Role, strict: bool) -> Result<(), Error> {
+    let methods = served_methods();
+    let findings = policy.check(&methods);
+    for finding in &findings {
+        let severity = match finding.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        tracing::warn!(
+            target: "zt_authz::policy",
+            file = %path.display(),
+            role = role.as_str(),
+            policy = policy.name(),
+            severity,
+            rule = %format_args!("{}[{}]", finding.list, finding.rule),
+            "{finding}"
+        );
+    }
+    for method in policy.coverage(&methods) {
+        if !method.is_covered() {
+            tracing::warn!(
+                target: "zt_authz::policy",
+                file = %path.display(),
+                role = role.as_str(),
+                policy = policy.name(),
+                severity = "warning",
+                method = %method.method,
+                "warning: {} is UNCOVERED: no rule allows it or closes it (denied by default)",
+                method.method
+            );
+        }
+    }
+    let mut errors = findings.iter().filter(|f| f.severity == Severity::Error);
+    match errors.next() {
+        Some(first) if strict && role == Role::Enforced => Err(Error::PolicyFindings {
+            path: path.to_owned(),
+            first: first.to_string(),
+            errors: 1 + errors.count(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Reads and compiles a policy file.
 pub fn load_policy(path: &Path) -> Result<Policy, Error> {
     let json = std::fs::read_to_string(path).map_err(|source| Error::PolicyRead {
@@ -72,9 +134,20 @@ impl Server {
             crls: config.crls.clone(),
             domains: domains.clone(),
         })?);
-        let policy = PolicyHandle::new(load_policy(&config.policy)?);
+        let enforced = load_policy(&config.policy)?;
+        vet_policy(
+            &config.policy,
+            &enforced,
+            Role::Enforced,
+            config.strict_policy,
+        )?;
+        let policy = PolicyHandle::new(enforced);
         let shadow = match &config.shadow_policy {
-            Some(path) => Some(PolicyHandle::new(load_policy(path)?)),
+            Some(path) => {
+                let shadow = load_policy(path)?;
+                vet_policy(path, &shadow, Role::Shadow, config.strict_policy)?;
+                Some(PolicyHandle::new(shadow))
+            }
             None => None,
         };
         let metrics = Metrics::new();
@@ -86,6 +159,8 @@ impl Server {
         if let Some(shadow) = &shadow {
             authz = authz.with_shadow(shadow.clone());
         }
+        // Every decision and refusal series an alert may be written on, at 0 from now on.
+        authz.register_series();
 
         // Reconnecting clients re-handshake, so they see rotated or revoked certificates; and
         // no connection outlives the certificate that authenticated this server (as of
@@ -102,7 +177,12 @@ impl Server {
             identity = %material.keystore.spiffe_id(),
             policy = policy.current().name(),
             shadow_policy = shadow.as_ref().map(|s| s.current().name().to_owned()),
-            trust_domains = ?config.trust_domains,
+            trust_domains = %config
+                .trust_domains
+                .iter()
+                .map(TrustDomain::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
             revoked = tls.crls().revoked_count(),
             "ledger configured"
         );
@@ -133,19 +213,27 @@ impl Server {
             Ok(())
         });
         let policies = [
-            ("policy", Some(&self.policy), Some(&self.config.policy)),
             (
-                "shadow policy",
+                Role::Enforced,
+                Some(&self.policy),
+                Some(&self.config.policy),
+            ),
+            (
+                Role::Shadow,
                 self.shadow.as_ref(),
                 self.config.shadow_policy.as_ref(),
             ),
         ];
-        for (name, handle, path) in policies {
+        let strict = self.config.strict_policy;
+        for (role, handle, path) in policies {
             if let (Some(handle), Some(path)) = (handle, path) {
-                let (handle, file) = (handle.clone(), path.clone());
-                reloader = reloader.watch(name, vec![path.clone()], move || {
+                let (handle, file, authz) = (handle.clone(), path.clone(), self.authz.clone());
+                reloader = reloader.watch(role.as_str(), vec![path.clone()], move || {
                     let policy = load_policy(&file).map_err(|e| e.to_string())?;
+                    vet_policy(&file, &policy, role, strict).map_err(|e| e.to_string())?;
                     handle.replace(policy);
+                    // Its rules are new label values: their series start at 0 too.
+                    authz.register_series();
                     Ok(())
                 });
             }
@@ -198,12 +286,7 @@ impl Server {
         };
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<LedgerServer<LedgerService>>().await;
-        // Said only now, with the reloader (and its SIGHUP handler) in place: whoever waits
-        // for this line may send a hangup at once.
-        if let Ok(address) = listener.local_addr() {
-            tracing::info!(%address, "listening (mTLS only)");
-        }
-
+        let address = listener.local_addr();
         let incoming = zt_tls::accept(
             listener,
             Arc::clone(&self.tls),
@@ -215,6 +298,11 @@ impl Server {
             },
             self.metrics.clone(),
         );
+        // Said only now, with the reloader (and its SIGHUP handler) in place and every
+        // counter registered: whoever waits for this line may send a hangup, or scrape, at once.
+        if let Ok(address) = address {
+            tracing::info!(%address, "listening (mTLS only)");
+        }
         let ledger = LedgerServer::new(self.ledger)
             .max_decoding_message_size(limits.max_message_size)
             .max_encoding_message_size(limits.max_message_size);
