@@ -322,3 +322,73 @@ impl Logs {
         String::from_utf8_lossy(&sink.0.lock().unwrap()[self.start..]).into_owned()
     }
 }
+
+/// Certificates from a PKI nobody on this project wrote: `interop/foreign_pki.py` (the
+/// `openssl` command line and Python `cryptography`, never zt-ca or rcgen), written into a
+/// temporary directory removed when this is dropped.
+#[derive(Debug)]
+pub struct ForeignPki {
+    dir: TempDir,
+}
+
+impl ForeignPki {
+    /// Runs the generator for `scenarios` (see the script's documentation for what each
+    /// writes). `key_cache` keeps the slow RSA keys across runs: pass the test's
+    /// `env!("CARGO_TARGET_TMPDIR")`, which every test binary of the workspace shares.
+    ///
+    /// Panics with the generator's message if it fails; when Python `cryptography` is missing
+    /// that message says `python3 -m pip install cryptography`.
+    pub fn generate(key_cache: &str, scenarios: &[&str]) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/foreign_pki.py");
+        let dir = tempfile::tempdir().unwrap();
+        let output = std::process::Command::new("python3")
+            .arg(&script)
+            .arg("--key-cache")
+            .arg(Path::new(key_cache).join("foreign-pki-keys"))
+            .arg(dir.path())
+            .args(scenarios)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .expect("python3 runs (.ci/run installs it)");
+        assert!(
+            output.status.success(),
+            "{} {scenarios:?} failed ({}): {}",
+            script.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        Self { dir }
+    }
+
+    /// The file `name` of `scenario`.
+    pub fn path(&self, scenario: &str, name: &str) -> PathBuf {
+        let path = self.dir.path().join(scenario).join(name);
+        assert!(path.exists(), "the generator wrote no {}", path.display());
+        path
+    }
+
+    /// The identity `name` (`name.pem`, `name.key`) of `scenario`.
+    pub fn identity(&self, scenario: &str, name: &str) -> Identity {
+        Identity {
+            cert: self.path(scenario, &format!("{name}.pem")),
+            key: self.path(scenario, &format!("{name}.key")),
+        }
+    }
+
+    /// Writes `contents` to `name` in `scenario`'s directory and returns its path.
+    pub fn write(&self, scenario: &str, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.dir.path().join(scenario).join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// `cat FILES... > NAME` in `scenario`'s directory: the files' bytes, glued as they are
+    /// (a file without a final newline ends on the same line the next one begins).
+    pub fn cat(&self, scenario: &str, name: &str, files: &[&Path]) -> PathBuf {
+        let glued: Vec<u8> = files
+            .iter()
+            .flat_map(|file| std::fs::read(file).unwrap())
+            .collect();
+        self.write(scenario, name, glued)
+    }
+}
