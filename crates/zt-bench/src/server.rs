@@ -81,6 +81,7 @@ pub async fn serve(
     let tls = Arc::new(ServerTls::load(ServerFiles {
         cert,
         key,
+        keystore_password: None,
         bundles: vec![BundleSource::from(pki.ca().as_path())],
         crls: Vec::new(),
         domains: domains.clone(),

@@ -23,6 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 use zt_identity::{SpiffeId, TrustDomain};
 
 use crate::error::TlsError;
+use crate::formats::Password;
 use crate::store::{BundleSource, Keystore, Truststore};
 use crate::usable::check_own_chain;
 use crate::verify::SpiffeServerVerifier;
@@ -73,6 +74,7 @@ pub fn channel(server: Uri, connector: MtlsConnector, request_timeout: Duration)
 pub struct ClientTls {
     cert: PathBuf,
     key: PathBuf,
+    keystore_password: Option<Password>,
     bundles: Vec<BundleSource>,
     server_id: SpiffeId,
     config: Arc<ArcSwap<ClientConfig>>,
@@ -81,18 +83,27 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
-    /// Loads the keystore (`cert`, `key`) and truststore (`bundles`) for talking to
-    /// `server_id`. A CA that names no trust domain is bound to the server's.
+    /// Loads the keystore (`cert`, `key`; or a PKCS#12 `cert` opened with
+    /// `keystore_password`) and truststore (`bundles`) for talking to `server_id`. A CA that
+    /// names no trust domain is bound to the server's.
     pub fn load(
         cert: PathBuf,
         key: PathBuf,
+        keystore_password: Option<Password>,
         bundles: Vec<BundleSource>,
         server_id: SpiffeId,
     ) -> Result<Self, TlsError> {
-        let (keystore, config) = Self::read(&cert, &key, &bundles, &server_id)?;
+        let (keystore, config) = Self::read(
+            &cert,
+            &key,
+            keystore_password.as_ref(),
+            &bundles,
+            &server_id,
+        )?;
         Ok(Self {
             cert,
             key,
+            keystore_password,
             bundles,
             server_id,
             config: Arc::new(ArcSwap::new(config)),
@@ -104,22 +115,33 @@ impl ClientTls {
     fn read(
         cert: &std::path::Path,
         key: &std::path::Path,
+        keystore_password: Option<&Password>,
         bundles: &[BundleSource],
         server_id: &SpiffeId,
     ) -> Result<(Keystore, Arc<ClientConfig>), TlsError> {
-        let keystore = Keystore::load(cert, key)?;
+        let keystore = Keystore::load_with_password(cert, key, keystore_password)?;
         let server_domain = TrustDomain::new(server_id.trust_domain())
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let truststore = Truststore::load_all(bundles, Some(&server_domain))?;
-        check_own_chain(&keystore, &truststore, cert, webpki::KeyUsage::client_auth())?;
+        check_own_chain(
+            &keystore,
+            &truststore,
+            cert,
+            webpki::KeyUsage::client_auth(),
+        )?;
         let config = client_config(&keystore, &truststore, server_id.clone())?;
         Ok((keystore, config))
     }
 
     /// Reads the files again; on success new connections use them, on error nothing changes.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let (keystore, config) =
-            Self::read(&self.cert, &self.key, &self.bundles, &self.server_id)?;
+        let (keystore, config) = Self::read(
+            &self.cert,
+            &self.key,
+            self.keystore_password.as_ref(),
+            &self.bundles,
+            &self.server_id,
+        )?;
         self.config.store(config);
         self.keystore.store(Arc::new(keystore));
         self.generation.fetch_add(1, Ordering::Release);

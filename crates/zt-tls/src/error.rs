@@ -30,6 +30,23 @@ pub enum TlsError {
         /// The bundle files.
         paths: Vec<PathBuf>,
     },
+    /// A PKCS#12 keystore or truststore that cannot be used (no password, a wrong one, no
+    /// key, a key in a truststore).
+    #[error("{}: {reason}", path.display())]
+    Pkcs12 {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A SPIFFE trust bundle (JWK set) that cannot be used.
+    #[error("{}: SPIFFE bundle: {reason}", path.display())]
+    SpiffeBundle {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A certificate that cannot be used for the purpose it is loaded for.
     #[error("{}: certificate {index}: {reason}", path.display())]
     BadCertificate {

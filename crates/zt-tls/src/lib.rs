@@ -24,6 +24,7 @@ mod client;
 mod crl;
 mod describe;
 mod error;
+mod formats;
 mod probe;
 mod server;
 mod store;
@@ -37,6 +38,7 @@ pub use describe::{
     REFUSAL_REASONS, TlsFailure, alert_name, describe_handshake, describe_tls, grpc_code_name,
 };
 pub use error::TlsError;
+pub use formats::Password;
 pub use probe::{Probe, probe};
 pub use server::{ServerFiles, ServerMaterial, ServerTls, server_config};
 pub use store::{

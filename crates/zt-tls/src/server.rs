@@ -11,6 +11,7 @@ use zt_identity::{TrustDomain, TrustedDomains};
 
 use crate::crl::Crls;
 use crate::error::TlsError;
+use crate::formats::Password;
 use crate::store::{BundleSource, Keystore, Truststore};
 use crate::usable::check_own_chain;
 use crate::verify::SvidClientVerifier;
@@ -77,10 +78,12 @@ pub fn server_config(
 /// Where a server's TLS material comes from.
 #[derive(Debug, Clone)]
 pub struct ServerFiles {
-    /// Keystore: certificate chain (PEM, leaf first).
+    /// Keystore: certificate chain (PEM, leaf first), or a PKCS#12 keystore with the key.
     pub cert: PathBuf,
-    /// Keystore: private key (PEM).
+    /// Keystore: private key (PEM); not read when `cert` is a PKCS#12 keystore.
     pub key: PathBuf,
+    /// The password of `cert` when it is a PKCS#12 keystore.
+    pub keystore_password: Option<Password>,
     /// Truststore: CA bundles.
     pub bundles: Vec<BundleSource>,
     /// Certificate revocation lists.
@@ -155,9 +158,18 @@ impl ServerTls {
     }
 
     fn read(files: &ServerFiles) -> Result<(ServerMaterial, Crls), TlsError> {
-        let keystore = Keystore::load(&files.cert, &files.key)?;
+        let keystore = Keystore::load_with_password(
+            &files.cert,
+            &files.key,
+            files.keystore_password.as_ref(),
+        )?;
         let truststore = Truststore::load_all(&files.bundles, files.only_domain())?;
-        check_own_chain(&keystore, &truststore, &files.cert, webpki::KeyUsage::server_auth())?;
+        check_own_chain(
+            &keystore,
+            &truststore,
+            &files.cert,
+            webpki::KeyUsage::server_auth(),
+        )?;
         let crls = Crls::load(&files.crls, &truststore)?;
         let config = server_config(&keystore, &truststore, &crls, files.domains.clone())?;
         Ok((

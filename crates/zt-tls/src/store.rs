@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use rustls::RootCertStore;
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use zt_identity::{SpiffeId, TrustDomain, inspect_leaf};
 
 use crate::error::TlsError;
+use crate::formats::Password;
 use crate::usable::{ca_problem, intermediate_problem};
 
 /// A service's own identity: its certificate chain (leaf first) and the matching private key.
@@ -29,7 +30,28 @@ impl Keystore {
     /// The leaf must be a valid X509-SVID that is valid now: a service that would be refused by
     /// every peer should fail at startup, not at its first handshake.
     pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        let chain = load_certs(cert)?;
+        Self::load_with_password(cert, key, None)
+    }
+
+    /// As [`Keystore::load`], and `cert` may also be a PKCS#12 keystore holding the key and
+    /// its chain (then `key` is not read), opened with `password`.
+    pub fn load_with_password(
+        cert: &Path,
+        key: &Path,
+        password: Option<&Password>,
+    ) -> Result<Self, TlsError> {
+        let crate::formats::KeystoreParts {
+            chain,
+            key: key_der,
+            key_file,
+        } = crate::formats::keystore_parts(cert, key, password)?;
+        if chain.is_empty() {
+            return Err(TlsError::BadCertificate {
+                path: cert.to_owned(),
+                index: 0,
+                reason: "no certificate for the private key".into(),
+            });
+        }
         let bad = |reason: String| TlsError::BadCertificate {
             path: cert.to_owned(),
             index: 0,
@@ -57,13 +79,12 @@ impl Keystore {
                 });
             }
         }
-        let key_der = load_key(key)?;
         let provider = crate::crypto_provider();
         let signing_key = provider
             .key_provider
             .load_private_key(key_der)
             .map_err(|e| TlsError::BadPrivateKey {
-                path: key.to_owned(),
+                path: key_file.clone(),
                 reason: e.to_string(),
             })?;
         let certified = CertifiedKey::new(chain, signing_key);
@@ -75,7 +96,7 @@ impl Keystore {
             }),
             Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::KeyMismatch {
                 cert: cert.to_owned(),
-                key: key.to_owned(),
+                key: key_file,
             }),
             Err(e) => Err(TlsError::BadCertificate {
                 path: cert.to_owned(),
@@ -111,8 +132,10 @@ impl Keystore {
 pub struct BundleSource {
     /// The trust domain every CA in the file vouches for, when given explicitly.
     pub domain: Option<TrustDomain>,
-    /// The PEM file.
+    /// The file: PEM or DER certificates, a PKCS#12 truststore or a SPIFFE bundle (JWK set).
     pub path: PathBuf,
+    /// The password, if the file is a PKCS#12 truststore.
+    pub password: Option<Password>,
 }
 
 impl std::str::FromStr for BundleSource {
@@ -127,10 +150,12 @@ impl std::str::FromStr for BundleSource {
             Some((domain, path)) => Self {
                 domain: Some(domain),
                 path: path.into(),
+                password: None,
             },
             None => Self {
                 domain: None,
                 path: s.into(),
+                password: None,
             },
         })
     }
@@ -141,6 +166,7 @@ impl From<&Path> for BundleSource {
         Self {
             domain: None,
             path: path.to_owned(),
+            password: None,
         }
     }
 }
@@ -279,7 +305,8 @@ impl Truststore {
         let mut left_out = Vec::new();
         for source in sources {
             let path = &source.path;
-            for (index, der) in load_certs(path)?.into_iter().enumerate() {
+            let certs = crate::formats::bundle_certificates(path, source.password.as_ref())?;
+            for (index, der) in certs.into_iter().enumerate() {
                 let bad = |reason: String| TlsError::BadCertificate {
                     path: path.clone(),
                     index,
@@ -311,8 +338,12 @@ impl Truststore {
                     left_out.push(ca);
                     continue;
                 }
-                let domain = ca_trust_domain(&cert, source.domain.as_ref(), unlabelled).map_err(bad)?;
-                if source.domain.is_none() && unlabelled == Some(&domain) && spiffe_uri(&cert).is_none() {
+                let domain =
+                    ca_trust_domain(&cert, source.domain.as_ref(), unlabelled).map_err(bad)?;
+                if source.domain.is_none()
+                    && unlabelled == Some(&domain)
+                    && spiffe_uri(&cert).is_none()
+                {
                     tracing::info!(
                         target: "zt_reload",
                         file = %path.display(),
@@ -437,13 +468,6 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 /// block is used or the load fails naming it ([`zt_pem::certificates`]).
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     zt_pem::certificates(&read(path)?).map_err(|source| TlsError::Pem {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    zt_pem::private_key(&read(path)?).map_err(|source| TlsError::Pem {
         path: path.to_owned(),
         source,
     })

@@ -20,7 +20,9 @@ use crate::store::{Keystore, Truststore};
 /// Why `cert` cannot serve as a CA (a trust anchor, or an intermediate of a chain), or `None`.
 pub fn ca_problem(cert: &X509Certificate<'_>) -> Option<String> {
     if !cert.is_ca() {
-        return Some("not a CA certificate (cA=false in basicConstraints, or no basicConstraints)".into());
+        return Some(
+            "not a CA certificate (cA=false in basicConstraints, or no basicConstraints)".into(),
+        );
     }
     if let Ok(Some(usage)) = cert.key_usage()
         && !usage.value.key_cert_sign()
@@ -36,14 +38,17 @@ pub fn ca_problem(cert: &X509Certificate<'_>) -> Option<String> {
                 return Some(format!("extension {} cannot be parsed: {error}", ext.oid));
             }
             ParsedExtension::NameConstraints(constraints) => {
-                let uri = [&constraints.permitted_subtrees, &constraints.excluded_subtrees]
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .find_map(|subtree| match subtree.base {
-                        GeneralName::URI(uri) => Some(uri),
-                        _ => None,
-                    });
+                let uri = [
+                    &constraints.permitted_subtrees,
+                    &constraints.excluded_subtrees,
+                ]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .find_map(|subtree| match subtree.base {
+                    GeneralName::URI(uri) => Some(uri),
+                    _ => None,
+                });
                 if let Some(uri) = uri {
                     return Some(format!(
                         "it has a URI name constraint ({uri}), which rustls-webpki does not \
@@ -59,7 +64,11 @@ pub fn ca_problem(cert: &X509Certificate<'_>) -> Option<String> {
     let (Some(key), Some(signature)) = (spki_algorithm(cert), signature_algorithm(cert)) else {
         return Some("malformed certificate: no algorithm identifiers".into());
     };
-    if !algorithms.all.iter().any(|alg| alg.public_key_alg_id().as_ref() == key) {
+    if !algorithms
+        .all
+        .iter()
+        .any(|alg| alg.public_key_alg_id().as_ref() == key)
+    {
         return Some(format!(
             "its {} key is one this build's crypto provider (ring) cannot verify signatures \
              of; use a P-256, P-384, Ed25519 or RSA (2048 bits or more) CA key",
@@ -153,14 +162,18 @@ pub(crate) fn check_own_chain(
 pub(crate) fn own_chain_problem(err: &webpki::Error) -> String {
     use webpki::Error as E;
     let what = match err {
-        E::UnknownIssuer => "it does not chain to a CA of its own trust domain in the truststore \
-                             (an intermediate missing from the keystore file?)",
+        E::UnknownIssuer => {
+            "it does not chain to a CA of its own trust domain in the truststore \
+                             (an intermediate missing from the keystore file?)"
+        }
         E::CertExpired { .. } => "a certificate of the chain has expired",
         E::CertNotValidYet { .. } => "a certificate of the chain is not valid yet",
         E::CaUsedAsEndEntity => "the leaf is a CA certificate",
         E::EndEntityUsedAsCa => "a certificate in the middle of the chain is not a CA",
-        E::NameConstraintViolation => "a CA of the chain has name constraints the leaf breaks \
-                                       (or URI constraints, which webpki refuses)",
+        E::NameConstraintViolation => {
+            "a CA of the chain has name constraints the leaf breaks \
+                                       (or URI constraints, which webpki refuses)"
+        }
         E::RequiredEkuNotFoundContext(_) => {
             "the leaf's ExtendedKeyUsage does not allow this use (serverAuth for a server, \
              clientAuth for a client)"
@@ -169,9 +182,7 @@ pub(crate) fn own_chain_problem(err: &webpki::Error) -> String {
         | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
             "a signature in the chain uses an algorithm this build (ring) cannot verify"
         }
-        E::InvalidSignatureForPublicKey => {
-            "a signature in the chain does not verify"
-        }
+        E::InvalidSignatureForPublicKey => "a signature in the chain does not verify",
         E::MaximumPathBuildCallsExceeded
         | E::MaximumSignatureChecksExceeded
         | E::MaximumPathDepthExceeded => {
@@ -179,16 +190,17 @@ pub(crate) fn own_chain_problem(err: &webpki::Error) -> String {
         }
         _ => "webpki refuses it",
     };
-    format!(
-        "peers trusting this truststore would refuse this keystore: {what}"
-    )
+    format!("peers trusting this truststore would refuse this keystore: {what}")
 }
 
 /// Whether some algorithm verifies `signature` made with a `key` key.
 fn supports(algorithms: &WebPkiSupportedAlgorithms, key: &[u8], signature: &[u8]) -> bool {
-    algorithms.all.iter().any(|alg: &&dyn SignatureVerificationAlgorithm| {
-        alg.public_key_alg_id().as_ref() == key && alg.signature_alg_id().as_ref() == signature
-    })
+    algorithms
+        .all
+        .iter()
+        .any(|alg: &&dyn SignatureVerificationAlgorithm| {
+            alg.public_key_alg_id().as_ref() == key && alg.signature_alg_id().as_ref() == signature
+        })
 }
 
 /// The contents of the subject public key's `AlgorithmIdentifier`, as webpki compares them.
@@ -217,9 +229,7 @@ fn key_name(algorithm: &AlgorithmIdentifier<'_>) -> String {
         .parameters
         .as_ref()
         .and_then(|params| params.as_oid().ok())
-        .map(|oid| {
-            oid2sn(&oid, oid_registry()).map_or_else(|_| oid.to_id_string(), str::to_owned)
-        });
+        .map(|oid| oid2sn(&oid, oid_registry()).map_or_else(|_| oid.to_id_string(), str::to_owned));
     match curve {
         Some(curve) => format!("{} ({curve})", algorithm_name(algorithm)),
         None => algorithm_name(algorithm),

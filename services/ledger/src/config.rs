@@ -35,6 +35,14 @@ pub struct Config {
         default_value = "certs/ca.pem"
     )]
     pub ca: Vec<BundleSource>,
+    /// The password of a PKCS#12 `--cert` keystore, read from this file; or set
+    /// `LEDGER_KEYSTORE_PASSWORD` (never a flag).
+    #[arg(long, env = "LEDGER_KEYSTORE_PASSWORD_FILE")]
+    pub keystore_password_file: Option<PathBuf>,
+    /// The password of PKCS#12 `--ca` truststores, read from this file; or set
+    /// `LEDGER_TRUSTSTORE_PASSWORD` (never a flag).
+    #[arg(long, env = "LEDGER_TRUSTSTORE_PASSWORD_FILE")]
+    pub truststore_password_file: Option<PathBuf>,
     /// Certificate revocation lists (PEM or DER); one in a trusted CA's name must verify with
     /// its key, others (an intermediate's) are checked against each client chain. Repeat or
     /// comma-separate. Checked at every handshake and, for open connections, every request.
@@ -88,6 +96,30 @@ pub struct Config {
 }
 
 impl Config {
+    /// The password of a PKCS#12 keystore: `--keystore-password-file`, else
+    /// `LEDGER_KEYSTORE_PASSWORD`.
+    pub fn keystore_password(&self) -> Option<zt_tls::Password> {
+        zt_tls::Password::from_file_or_env(
+            self.keystore_password_file.as_deref(),
+            "LEDGER_KEYSTORE_PASSWORD",
+        )
+    }
+
+    /// The CA bundles of `--ca`, each with the truststore password in case it is PKCS#12.
+    pub fn truststore(&self) -> Vec<BundleSource> {
+        let password = zt_tls::Password::from_file_or_env(
+            self.truststore_password_file.as_deref(),
+            "LEDGER_TRUSTSTORE_PASSWORD",
+        );
+        self.ca
+            .iter()
+            .map(|bundle| BundleSource {
+                password: password.clone(),
+                ..bundle.clone()
+            })
+            .collect()
+    }
+
     /// A configuration with every default but the four files, as if given on the command line.
     /// For embedding the ledger (tests, other tools) without spelling out flags.
     pub fn with_files(cert: &Path, key: &Path, ca: &Path, policy: &Path) -> Self {

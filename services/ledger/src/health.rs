@@ -14,11 +14,15 @@ use crate::error::Error;
 /// presenting this ledger's own certificate and requiring the server to prove the same
 /// SPIFFE ID.
 pub async fn probe(config: &Config) -> Result<bool, Error> {
-    let keystore = Keystore::load(&config.cert, &config.key)?;
+    let keystore = Keystore::load_with_password(
+        &config.cert,
+        &config.key,
+        config.keystore_password().as_ref(),
+    )?;
     // The server to prove is this ledger itself: an unlabelled CA vouches for its domain.
     let own_domain = zt_identity::TrustDomain::new(keystore.spiffe_id().trust_domain())
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let truststore = Truststore::load_all(&config.ca, Some(&own_domain))?;
+    let truststore = Truststore::load_all(&config.truststore(), Some(&own_domain))?;
     let tls = zt_tls::client_config(&keystore, &truststore, keystore.spiffe_id().clone())?;
     let uri = format!("https://127.0.0.1:{}", config.listen.port())
         .parse()

@@ -130,7 +130,8 @@ impl Server {
         let tls = Arc::new(ServerTls::load(ServerFiles {
             cert: config.cert.clone(),
             key: config.key.clone(),
-            bundles: config.ca.clone(),
+            keystore_password: config.keystore_password(),
+            bundles: config.truststore(),
             crls: config.crls.clone(),
             domains: domains.clone(),
         })?);

@@ -56,7 +56,8 @@ impl Ledger {
         let tls = ClientTls::load(
             cert.to_owned(),
             key.to_owned(),
-            config.ca.clone(),
+            config.keystore_password(),
+            config.truststore(),
             config.server_id.clone(),
         )?;
         let dialer = Dialer {

@@ -32,7 +32,8 @@ pub struct Config {
         default_value = "spiffe://zt.example/ns/prod/sa/ledger"
     )]
     pub server_id: SpiffeId,
-    /// Keystore: our certificate chain (PEM, leaf first).
+    /// Keystore: our certificate chain (PEM, leaf first), or a PKCS#12 keystore holding the
+    /// key too (then `--key` is not read; see `--keystore-password-file`).
     #[arg(long, env = "PAYMENTS_CERT", default_value = "certs/payments.pem")]
     pub cert: PathBuf,
     /// Keystore: our private key (PEM).
@@ -48,6 +49,14 @@ pub struct Config {
         default_value = "certs/ca.pem"
     )]
     pub ca: Vec<zt_tls::BundleSource>,
+    /// The password of a PKCS#12 `--cert` keystore, read from this file; or set
+    /// `PAYMENTS_KEYSTORE_PASSWORD` (never a flag).
+    #[arg(long, env = "PAYMENTS_KEYSTORE_PASSWORD_FILE")]
+    pub keystore_password_file: Option<PathBuf>,
+    /// The password of PKCS#12 `--ca` truststores, read from this file; or set
+    /// `PAYMENTS_TRUSTSTORE_PASSWORD` (never a flag).
+    #[arg(long, env = "PAYMENTS_TRUSTSTORE_PASSWORD_FILE")]
+    pub truststore_password_file: Option<PathBuf>,
     /// Time allowed for TCP connect plus TLS handshake.
     #[arg(long, env = "PAYMENTS_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
@@ -136,6 +145,32 @@ pub enum Command {
     },
     /// Check the ledger's health over mutual TLS with our identity; exit 0 if it is serving.
     Health,
+}
+
+impl Config {
+    /// The password of a PKCS#12 keystore: `--keystore-password-file`, else
+    /// `PAYMENTS_KEYSTORE_PASSWORD`.
+    pub fn keystore_password(&self) -> Option<zt_tls::Password> {
+        zt_tls::Password::from_file_or_env(
+            self.keystore_password_file.as_deref(),
+            "PAYMENTS_KEYSTORE_PASSWORD",
+        )
+    }
+
+    /// The CA bundles of `--ca`, each with the truststore password in case it is PKCS#12.
+    pub fn truststore(&self) -> Vec<zt_tls::BundleSource> {
+        let password = zt_tls::Password::from_file_or_env(
+            self.truststore_password_file.as_deref(),
+            "PAYMENTS_TRUSTSTORE_PASSWORD",
+        );
+        self.ca
+            .iter()
+            .map(|bundle| zt_tls::BundleSource {
+                password: password.clone(),
+                ..bundle.clone()
+            })
+            .collect()
+    }
 }
 
 /// Which identity plays which part of the demo.
