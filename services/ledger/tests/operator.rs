@@ -118,6 +118,14 @@ fn findings_are_warnings_naming_the_file_at_startup() {
                 served method"),
         "{warnings:#?}"
     );
+    // What `policy coverage` would call UNCOVERED is said too: nobody may transfer now.
+    assert!(
+        warnings.iter().any(|w| w["message"]
+            == "warning: /ledger.v1.Ledger/Transfer is UNCOVERED: no rule allows it or closes \
+                it (denied by default)"
+            && w["method"] == "/ledger.v1.Ledger/Transfer"),
+        "{warnings:#?}"
+    );
 }
 
 /// At a reload, `--strict-policy` keeps the last good policy (the next request is still
