@@ -79,6 +79,7 @@ struct Inner {
     cert_expiry: Family<CertLabels, Gauge<i64, AtomicI64>>,
     /// The series of `cert_expiry` now set, to remove them when the set changes.
     cert_labels: std::sync::Mutex<Vec<CertLabels>>,
+    cas_left_out: Family<ReasonLabels, Gauge<i64, AtomicI64>>,
     in_flight: Gauge<i64, AtomicI64>,
     connections: Gauge<i64, AtomicI64>,
     revoked_closed: Counter<u64, AtomicU64>,
@@ -130,6 +131,16 @@ impl Metrics {
             "When a certificate in use expires (kind: own or ca), Unix seconds",
             cert_expiry.clone(),
         );
+        let cas_left_out = Family::<ReasonLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "trust_bundle_cas_left_out",
+            "CAs of the configured trust bundles not trusted now, by reason (expired, \
+             not_yet_valid)",
+            cas_left_out.clone(),
+        );
+        for reason in ["expired", "not_yet_valid"] {
+            cas_left_out.get_or_create(&ReasonLabels { reason }).set(0);
+        }
         let in_flight = Gauge::default();
         registry.register(
             "rpcs_in_flight",
@@ -158,6 +169,7 @@ impl Metrics {
                 reloads,
                 cert_expiry,
                 cert_labels: std::sync::Mutex::default(),
+                cas_left_out,
                 in_flight,
                 connections,
                 revoked_closed,
@@ -285,6 +297,18 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(*not_after);
             previous.push(labels);
+        }
+    }
+
+    /// Records how many CAs of the trust bundles are left out now, by `reason` (`expired`,
+    /// `not_yet_valid`); a reason not given is set to 0.
+    pub fn cas_left_out(&self, reasons: &[&'static str]) {
+        for reason in ["expired", "not_yet_valid"] {
+            let count = reasons.iter().filter(|r| **r == reason).count();
+            self.inner
+                .cas_left_out
+                .get_or_create(&ReasonLabels { reason })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
     }
 

@@ -374,7 +374,8 @@ pub struct Background {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// Publishes the expiry of our certificate and of every trusted CA.
+/// Publishes the expiry of our certificate and of every trusted CA, and how many CAs of the
+/// bundles are left out (expired or not yet valid).
 fn record_certificates(tls: &ServerTls, metrics: &Metrics) {
     let material = tls.current();
     let own = &material.keystore;
@@ -386,6 +387,13 @@ fn record_certificates(tls: &ServerTls, metrics: &Metrics) {
         .map(|ca| (ca.subject.clone(), ca.not_after))
         .collect();
     metrics.certificates_in_use("ca", &cas);
+    let left_out: Vec<&'static str> = material
+        .truststore
+        .left_out()
+        .iter()
+        .map(|ca| ca.reason.reason())
+        .collect();
+    metrics.cas_left_out(&left_out);
 }
 
 /// Aborts a background task when dropped.

@@ -228,6 +228,84 @@ async fn a_broken_certificate_at_reload_keeps_the_last_good_one() {
     assert!(failures[0].contains("ERROR"), "{}", failures[0]);
 }
 
+/// A CA made the way a rotated-out CA looks: valid once, expired an hour ago.
+fn expired_ca(pki: &TestPki) -> std::path::PathBuf {
+    let mut params = rcgen::CertificateParams::default();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    params.subject_alt_names = vec![rcgen::SanType::URI(
+        format!("spiffe://{TD}").try_into().unwrap(),
+    )];
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "zt.example old root CA");
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(30);
+    params.not_after = now - time::Duration::hours(1);
+    let cert = params
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    pki.write("expired-ca.pem", cert.pem())
+}
+
+/// The reported example: the bundle holds the old CA, now expired, beside the new one. The
+/// expired CA is left out with a warning and counted, instead of failing every load: the
+/// ledger starts, serves clients of the new CA, and takes its renewed certificate at reload.
+#[tokio::test]
+async fn an_expired_ca_in_the_bundle_is_left_out_and_renewal_still_lands() {
+    let logs = zt_testkit::Logs::capture();
+    let p = pki();
+    let expired = expired_ca(&p.pki);
+    let bundle = p.pki.write(
+        "bundle.pem",
+        [
+            std::fs::read(&expired).unwrap(),
+            std::fs::read(p.pki.ca_cert()).unwrap(),
+        ]
+        .concat(),
+    );
+    let mut cfg = config(&p.ledger, &bundle);
+    cfg.reload_interval = FAST_RELOAD;
+    let (server, metrics) = start_with(cfg).await;
+    let counted = metrics.encode();
+    assert!(
+        counted.contains("zt_trust_bundle_cas_left_out{reason=\"expired\"} 1")
+            && counted.contains("zt_trust_bundle_cas_left_out{reason=\"not_yet_valid\"} 0"),
+        "{counted}"
+    );
+    let warned = logs.text();
+    assert!(
+        warned.lines().any(|line| line.contains("WARN")
+            && line.contains(&*bundle.display().to_string())
+            && line.contains("certificate 0")
+            && line.contains("CA expired at")
+            && line.contains("left out of the truststore")),
+        "{warned}"
+    );
+    let mut client = LedgerClient::new(mtls_channel(server.addr, &p.payments, &bundle, LEDGER_ID));
+    client
+        .get_balance(balance())
+        .await
+        .expect("a client of the new CA is served");
+
+    // Renewal: the new certificate is read although the bundle still holds the expired CA.
+    let before = server_serial(server.addr, &p.payments, &bundle).await;
+    let renewed = p.pki.issue("ledger-renewed", LEDGER_ID, &["localhost"]);
+    atomic_write(&p.ledger.key, std::fs::read(&renewed.key).unwrap());
+    atomic_write(&p.ledger.cert, std::fs::read(&renewed.cert).unwrap());
+    eventually("the renewed certificate is served", async || {
+        server_serial(server.addr, &p.payments, &bundle).await != before
+    })
+    .await;
+    assert!(
+        !metrics.encode().contains("result=\"error\""),
+        "no failed reload"
+    );
+}
+
 /// CA rotation in three steps, each a reload of the server's trust bundle: old, old+new, new.
 /// Each CA publishes a CRL, both configured from the start (`--crl` twice): the new CA's list
 /// revokes its stolen certificate as soon as that CA is trusted without touching its other
