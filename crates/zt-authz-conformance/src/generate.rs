@@ -344,8 +344,7 @@ pub(crate) fn request(rng: &mut StdRng, policy: &PolicySpec) -> RequestSpec {
             metadata.push((BIN_KEY.to_owned(), MdValue::Binary(bytes)));
         }
     }
-    // gRPC allows `application/grpc+<codec>` and parameters; gRPC C++ reduces them all to
-    // `application/grpc` before its engine looks.
+    // gRPC allows `application/grpc+<codec>` and parameters; the ledger sees them as sent.
     let content_type = rng.random_bool(0.15).then(|| {
         pick(
             rng,

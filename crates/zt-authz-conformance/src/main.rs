@@ -29,7 +29,7 @@ const DELIBERATE: &[&str] = &[
     "unidentified-caller (not an X509-SVID: ours UNAUTHENTICATED)",
     "spiffe-principal (SPIFFE-aware matching)",
     "uppercase-header-key",
-    "content-type (gRPC C++ normalises it)",
+    "content-type (gRPC C++'s engine never sees it)",
     "subject-rendering",
     "deny-header-repeated (any single value)",
 ];
