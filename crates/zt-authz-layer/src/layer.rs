@@ -143,13 +143,6 @@ impl AuthzLayer {
 /// The decision series `policy` can produce on `methods`, at 0.
 fn register_policy(metrics: &Metrics, policy: &Policy, mode: Mode, methods: &[String]) {
     let name = policy.name();
-    // The deny rules, by name: `check` against no method reports every rule, with its list.
-    let mut deny_rules: Vec<String> = Vec::new();
-    for finding in policy.check(&[]) {
-        if finding.list == "deny_rules" && !deny_rules.contains(&finding.rule) {
-            deny_rules.push(finding.rule);
-        }
-    }
     for method in methods {
         for coverage in policy.coverage(std::slice::from_ref(method)) {
             for (rule, _) in &coverage.allowed_by {
@@ -159,10 +152,10 @@ fn register_policy(metrics: &Metrics, policy: &Policy, mode: Mode, methods: &[St
                 metrics.register_decision(name, DEFAULT_DENY, "deny", mode, method);
             }
         }
-        // Which methods a deny rule reaches is not exposed by `Policy`: every deny rule is
-        // registered on every method (a few zero series too many, never one too few).
-        for rule in &deny_rules {
-            metrics.register_decision(name, rule, "deny", mode, method);
+        for (list, rule) in policy.rules_reaching(method) {
+            if list == "deny_rules" {
+                metrics.register_decision(name, rule, "deny", mode, method);
+            }
         }
     }
     metrics.register_decision(name, DEFAULT_DENY, "deny", mode, "other");

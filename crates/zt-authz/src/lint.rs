@@ -222,6 +222,25 @@ impl Policy {
             .collect()
     }
 
+    /// The rules whose paths reach `method` (a full gRPC path), as (`deny_rules` or
+    /// `allow_rules`, rule name), deny rules first, each list in policy order: the rules that
+    /// can decide a request for it, whoever calls. For tooling, and to create a metric series
+    /// per rule before its first decision.
+    pub fn rules_reaching<'p>(
+        &'p self,
+        method: &str,
+    ) -> impl Iterator<Item = (&'static str, &'p str)> {
+        let only = [method];
+        let reaching: Vec<_> = LISTS
+            .into_iter()
+            .zip([&self.deny, &self.allow])
+            .flat_map(|(list, rules)| rules.iter().map(move |rule| (list, rule)))
+            .filter(|(_, rule)| !rule.reach(&only).is_empty())
+            .map(|(list, rule)| (list, &*rule.name))
+            .collect();
+        reaching.into_iter()
+    }
+
     /// The decision for `request`, with every rule that matches it.
     pub fn explain<'p>(&'p self, request: &Request<'_>) -> Explanation<'p> {
         let matching = |rules: &'p [Rule]| {
@@ -250,10 +269,10 @@ impl Rule {
     }
 
     /// The served methods this rule can match.
-    fn reach<'m>(&self, methods: &'m [String]) -> Vec<&'m String> {
+    fn reach<'m, M: AsRef<str>>(&self, methods: &'m [M]) -> Vec<&'m M> {
         methods
             .iter()
-            .filter(|m| self.paths.is_empty() || self.paths.iter().any(|p| p.matches(m)))
+            .filter(|m| self.paths.is_empty() || self.paths.iter().any(|p| p.matches(m.as_ref())))
             .collect()
     }
 
@@ -603,6 +622,40 @@ mod tests {
         }
         // A plain prefix or suffix is not flagged.
         assert!(!found.iter().any(|f| f.contains("\"pay*\" is read")));
+    }
+
+    #[test]
+    fn rules_reaching_a_method_deny_first_in_order() {
+        let p = policy(
+            &[
+                rule(
+                    "no-moves",
+                    &["spiffe://td/sa/auditor"],
+                    &["/bank.v1.Bank/Move"],
+                ),
+                rule("health-closed", &[], &["/grpc.health.v1.Health/*"]),
+            ]
+            .join(","),
+            &[
+                rule("pay", &[PAY], &["/bank.v1.Bank/*"]),
+                rule("get", &[PAY], &["/bank.v1.Bank/Get"]),
+            ]
+            .join(","),
+        );
+        let reaching = |method| p.rules_reaching(method).collect::<Vec<_>>();
+        assert_eq!(
+            reaching("/bank.v1.Bank/Move"),
+            [("deny_rules", "no-moves"), ("allow_rules", "pay")]
+        );
+        assert_eq!(
+            reaching("/bank.v1.Bank/Get"),
+            [("allow_rules", "pay"), ("allow_rules", "get")]
+        );
+        assert_eq!(
+            reaching("/grpc.health.v1.Health/Check"),
+            [("deny_rules", "health-closed")]
+        );
+        assert!(reaching("/other.v1.X/Y").is_empty());
     }
 
     #[test]
