@@ -82,6 +82,19 @@ pub enum SvidViolation {
     /// An ExtendedKeyUsage that lacks serverAuth or clientAuth.
     #[error("ExtendedKeyUsage present without both serverAuth and clientAuth")]
     ExtendedKeyUsage,
+    /// An extension whose value cannot be parsed. Read as absent, a broken BasicConstraints
+    /// would make a CA look like a leaf; the handshake (webpki) refuses such a certificate.
+    #[error("extension {name} cannot be parsed: {reason}")]
+    MalformedExtension {
+        /// The extension's name, or its OID.
+        name: String,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// A critical extension this validator does not know: RFC 5280 section 4.2 requires
+    /// refusing the certificate, and webpki does.
+    #[error("unknown critical extension {0}")]
+    UnknownCriticalExtension(String),
 }
 
 /// Why a verified chain did not yield a [`crate::PeerIdentity`].

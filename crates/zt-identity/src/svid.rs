@@ -5,7 +5,12 @@
 //! on any of them. Both use this one function, so they cannot disagree.
 
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
+use x509_parser::der_parser::oid::Oid;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::objects::{oid_registry, oid2sn};
+use x509_parser::oid_registry::{
+    OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_KEY_USAGE, OID_X509_EXT_SUBJECT_ALT_NAME,
+};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Name;
 
@@ -71,8 +76,32 @@ pub fn inspect_leaf(der: &[u8]) -> Result<LeafReport, IdentityError> {
         )));
     }
     let mut violations = Vec::new();
+    // x509-parser's accessors read an extension that does not parse as absent: look first.
+    let mut broken = Vec::new();
+    for ext in cert.extensions() {
+        let name =
+            oid2sn(&ext.oid, oid_registry()).map_or_else(|_| ext.oid.to_id_string(), str::to_owned);
+        match ext.parsed_extension() {
+            ParsedExtension::ParseError { error } => {
+                broken.push(ext.oid.clone());
+                violations.push(SvidViolation::MalformedExtension {
+                    name,
+                    reason: error.to_string(),
+                });
+            }
+            ParsedExtension::UnsupportedExtension { .. } if ext.critical => {
+                violations.push(SvidViolation::UnknownCriticalExtension(name));
+            }
+            _ => {}
+        }
+    }
+    let intact = |oid: &Oid<'_>| !broken.contains(oid);
 
-    let (uri_sans, dns_sans) = subject_alt_names(&cert)?;
+    let (uri_sans, dns_sans) = if intact(&OID_X509_EXT_SUBJECT_ALT_NAME) {
+        subject_alt_names(&cert)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let spiffe_id = match uri_sans.as_slice() {
         [] => {
             violations.push(SvidViolation::NoUriSan);
@@ -94,16 +123,19 @@ pub fn inspect_leaf(der: &[u8]) -> Result<LeafReport, IdentityError> {
         }
     };
 
-    let is_ca = cert
-        .basic_constraints()
-        .map_err(malformed)?
-        .is_some_and(|bc| bc.value.ca);
-    if is_ca {
+    // A BasicConstraints that does not parse is not read as "not a CA".
+    let is_ca = !intact(&OID_X509_EXT_BASIC_CONSTRAINTS)
+        || cert
+            .basic_constraints()
+            .map_err(malformed)?
+            .is_some_and(|bc| bc.value.ca);
+    if is_ca && intact(&OID_X509_EXT_BASIC_CONSTRAINTS) {
         violations.push(SvidViolation::LeafIsCa);
     }
 
     let mut key_usages = Vec::new();
     match cert.key_usage().map_err(malformed)? {
+        None if !intact(&OID_X509_EXT_KEY_USAGE) => {}
         None => violations.push(SvidViolation::MissingKeyUsage),
         Some(ku) => {
             let bits = ku.value;
@@ -203,7 +235,7 @@ fn malformed(err: impl std::fmt::Display) -> IdentityError {
 /// differently (`CN=a,O=b` where this writes `O=b,CN=a` for `-subj /CN=a/O=b`); that form is
 /// [`crate::pkix_name_string`].
 pub fn rfc4514(name: &X509Name<'_>) -> String {
-    let registry = x509_parser::objects::oid_registry();
+    let registry = oid_registry();
     let rdns: Vec<_> = name.iter_rdn().collect();
     let mut out = String::new();
     for (i, rdn) in rdns.into_iter().rev().enumerate() {

@@ -155,3 +155,68 @@ fn subject_is_escaped_like_grpc_go() {
     assert_eq!(report.subject, r"CN=\ web\ ,O=Zero\, Trust\+Co,C=DE");
     assert_eq!(report.issuer, report.subject, "self-signed");
 }
+
+/// The reported example: extensions that do not parse were read as absent, so a leaf with a
+/// broken BasicConstraints was a "valid leaf" (and an identity) while the handshake refuses
+/// it, and a broken KeyUsage was reported as missing. Every tool reads through
+/// `inspect_leaf`, so each now gives the handshake's verdict and the real reason.
+#[test]
+fn extensions_that_do_not_parse_are_named_not_read_as_absent() {
+    let id = "spiffe://zt.example/ns/prod/sa/payments";
+    let with = |oid: &[u64], critical: bool, content: &[u8], params: CertificateParams| {
+        let mut params = params;
+        let mut ext = CustomExtension::from_oid_content(oid, content.to_vec());
+        ext.set_criticality(critical);
+        params.custom_extensions.push(ext);
+        der(&params)
+    };
+    // BasicConstraints (2.5.29.19) whose SEQUENCE claims 3 bytes and holds 1.
+    let broken_bc = with(
+        &[2, 5, 29, 19],
+        true,
+        &[0x30, 0x03, 0x01],
+        svid_params(&[id]),
+    );
+    // KeyUsage (2.5.29.15) that is not a BIT STRING; the profile's own KeyUsage is left out.
+    let mut no_ku = svid_params(&[id]);
+    no_ku.key_usages.clear();
+    let broken_ku = with(&[2, 5, 29, 15], true, &[0x04, 0x01, 0x00], no_ku);
+    // A critical extension nobody here knows.
+    let unknown = with(
+        &[1, 3, 6, 1, 4, 1, 99999, 1],
+        true,
+        &[0x05, 0x00],
+        svid_params(&[id]),
+    );
+
+    for (leaf, reason) in [
+        (&broken_bc, "extension basicConstraints cannot be parsed"),
+        (&unknown, "unknown critical extension 1.3.6.1.4.1.99999.1"),
+    ] {
+        let report = inspect_leaf(leaf).unwrap();
+        let said: Vec<String> = report.violations.iter().map(ToString::to_string).collect();
+        assert!(
+            said.iter().any(|v| v.starts_with(reason)),
+            "{reason}: {said:?}"
+        );
+        assert!(!report.is_valid_svid());
+        // The handshake's validation says the same, so no identity comes of it.
+        assert!(
+            matches!(
+                trusted().identify(Some(leaf)),
+                Err(IdentityError::NotAnSvid(_))
+            ),
+            "{reason}"
+        );
+    }
+    // x509-parser refuses a KeyUsage that is not a BIT STRING with the whole certificate: a
+    // malformed certificate, never "no KeyUsage extension".
+    assert!(matches!(
+        inspect_leaf(&broken_ku),
+        Err(IdentityError::Malformed(_))
+    ));
+    assert!(matches!(
+        trusted().identify(Some(&broken_ku)),
+        Err(IdentityError::Malformed(_))
+    ));
+}

@@ -614,3 +614,51 @@ fn a_malformed_pem_names_the_line_and_the_block() {
         text(&issue)
     );
 }
+
+/// The reported example, made by openssl: a leaf whose BasicConstraints does not parse was a
+/// "valid leaf" here while the handshake refuses it. `inspect` now gives the handshake's
+/// verdict and names the extension.
+#[test]
+fn inspect_gives_the_handshakes_verdict_on_a_broken_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.pem",
+            "-subj",
+            "/CN=broken",
+            "-days",
+            "1",
+            "-addext",
+            "subjectAltName=URI:spiffe://zt.example/ns/prod/sa/payments",
+            "-addext",
+            "keyUsage=critical,digitalSignature",
+            "-addext",
+            "extendedKeyUsage=serverAuth,clientAuth",
+            // A SEQUENCE that claims three bytes and holds one.
+            "-addext",
+            "2.5.29.19=critical,DER:30:03:01:01",
+        ],
+        dir.path(),
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let out = zt_ca(&["inspect", dir.path().join("leaf.pem").to_str().unwrap()]);
+    let said = text(&out);
+    assert!(
+        said.contains("X509-SVID:     NOT a valid leaf SVID"),
+        "{said}"
+    );
+    assert!(
+        said.contains("- extension basicConstraints cannot be parsed"),
+        "{said}"
+    );
+}
