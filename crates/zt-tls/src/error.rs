@@ -30,6 +30,19 @@ pub enum TlsError {
         /// The bundle files.
         paths: Vec<PathBuf>,
     },
+    /// A trust domain clients may come from that no usable CA of the bundles vouches for:
+    /// none of its clients could ever be verified.
+    #[error(
+        "{}: no usable CA vouches for trust domain {domain}, which clients may come from; add \
+         its CA (bound as {domain}=PATH if it names no trust domain) or stop accepting the domain",
+        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    NoCaForTrustDomain {
+        /// The trust domain.
+        domain: String,
+        /// The bundle files.
+        paths: Vec<PathBuf>,
+    },
     /// A PKCS#12 keystore or truststore that cannot be used (no password, a wrong one, no
     /// key, a key in a truststore).
     #[error("{}: {reason}", path.display())]

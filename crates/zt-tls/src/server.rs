@@ -170,6 +170,17 @@ impl ServerTls {
             &files.cert,
             webpki::KeyUsage::server_auth(),
         )?;
+        if let Some(domain) = files
+            .domains
+            .domains()
+            .iter()
+            .find(|domain| truststore.roots_for(domain.as_str()).is_none())
+        {
+            return Err(TlsError::NoCaForTrustDomain {
+                domain: domain.to_string(),
+                paths: files.bundles.iter().map(|b| b.path.clone()).collect(),
+            });
+        }
         let crls = Crls::load(&files.crls, &truststore)?;
         let config = server_config(&keystore, &truststore, &crls, files.domains.clone())?;
         Ok((

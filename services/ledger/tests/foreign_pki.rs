@@ -261,13 +261,17 @@ async fn a_ca_without_a_spiffe_uri_san_is_bound_to_the_only_trust_domain() {
         transfer(explicit.addr, &client, &ca, domains).await;
     }
     // Every trust domain clients may come from needs a CA: zt.example=ca.pem alone does not
-    // serve two (a deliberate check of the per-domain truststore, zt-tls server_config).
+    // serve two, and the line names the bundle and the domain without one.
     let mut alone = ledger(&server, bound("zt.example", &ca));
     alone.args(["--trust-domain", "zt.example,partner.example"]);
     assert_eq!(
         refused_at_startup("zt.example=ca.pem for two trust domains", alone),
-        "ledger: error: TLS configuration: the truststore has no CA for trust domain \
-         partner.example"
+        format!(
+            "ledger: error: {}: no usable CA vouches for trust domain partner.example, which \
+             clients may come from; add its CA (bound as partner.example=PATH if it names no \
+             trust domain) or stop accepting the domain",
+            ca.display()
+        )
     );
 }
 
