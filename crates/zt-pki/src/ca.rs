@@ -157,19 +157,25 @@ impl Ca {
             path: path.to_owned(),
             reason,
         };
-        let key = KeyPair::from_pem(key_pem).map_err(|e| {
-            let reason = zt_telemetry::pem_problem(key_pem.as_bytes())
-                .map_or_else(|| e.to_string(), |p| format!("malformed PEM: {p}"));
-            bad(key_origin, format!("not a usable private key: {reason}"))
-        })?;
-        let der = rustls_pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes())
-            .map(|der: rustls_pki_types::CertificateDer<'static>| der)
-            .map_err(|e| {
-                bad(
+        let key_der = zt_pem::private_key(key_pem.as_bytes())
+            .map_err(|e| bad(key_origin, e.to_string()))?;
+        let key = KeyPair::try_from(&key_der)
+            .map_err(|e| bad(key_origin, format!("not a usable private key: {e}")))?;
+        let der = match zt_pem::certificates(cert_pem.as_bytes())
+            .map_err(|e| bad(cert_origin, e.to_string()))?
+            .as_slice()
+        {
+            [one] => one.clone(),
+            several => {
+                return Err(bad(
                     cert_origin,
-                    crate::files::pem_reason(cert_pem, &e, "certificate"),
-                )
-            })?;
+                    format!(
+                        "{} certificates; a CA certificate file holds the CA alone",
+                        several.len()
+                    ),
+                ));
+            }
+        };
         let (_, cert) = X509Certificate::from_der(&der)
             .map_err(|e| bad(cert_origin, format!("malformed certificate: {e}")))?;
         if !cert.is_ca() {

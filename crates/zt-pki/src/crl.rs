@@ -80,9 +80,15 @@ impl Ca {
             path: origin.to_owned(),
             reason,
         };
-        let der: rustls_pki_types::CertificateRevocationListDer<'static> =
-            rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
-                .map_err(|e| bad(crate::files::pem_reason(pem, &e, "CRL")))?;
+        let der = match zt_pem::crls(pem.as_bytes()).map_err(|e| bad(e.to_string()))?.as_slice() {
+            [one] => one.clone(),
+            several => {
+                return Err(bad(format!(
+                    "{} CRLs in one file; this CA keeps its list alone in its file",
+                    several.len()
+                )));
+            }
+        };
         let (_, crl) = CertificateRevocationList::from_der(&der)
             .map_err(|e| bad(format!("malformed CRL: {e}")))?;
         if !self.holds_for_own_certificate(|ca| crl.verify_signature(ca.public_key()).is_ok()) {

@@ -150,23 +150,6 @@ fn write_file(path: &Path, contents: &str, secrecy: Secrecy) -> Result<(), PkiEr
     Ok(())
 }
 
-/// Why PEM text was refused, in words: where it is malformed (line, column, block; see
-/// [`zt_telemetry::pem_problem`]), else what the parser found missing. `what` names the block
-/// that was wanted (`certificate`, `CRL`).
-pub(crate) fn pem_reason(pem: &str, err: &rustls_pki_types::pem::Error, what: &str) -> String {
-    use rustls_pki_types::pem::Error as E;
-    if let Some(problem) = zt_telemetry::pem_problem(pem.as_bytes()) {
-        return format!("malformed PEM: {problem}");
-    }
-    match err {
-        E::NoItemsFound => format!("no PEM {what} found"),
-        E::MissingSectionEnd { .. } => "malformed PEM: a block has no END line".to_owned(),
-        E::IllegalSectionStart { .. } => "malformed PEM: a malformed BEGIN line".to_owned(),
-        E::Base64Decode(_) => "malformed PEM: a block's base64 text is invalid".to_owned(),
-        other => format!("malformed PEM: {other}"),
-    }
-}
-
 /// Reads a whole text file, naming it in the error.
 pub fn read(path: &Path) -> Result<String, PkiError> {
     std::fs::read_to_string(path).map_err(|source| PkiError::Io {

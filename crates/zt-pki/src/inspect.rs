@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 
 use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use time::OffsetDateTime;
 
 use crate::error::PkiError;
@@ -15,12 +14,7 @@ pub fn describe_pem(pem: &str, origin: &std::path::Path) -> Result<String, PkiEr
         path: origin.to_owned(),
         reason,
     };
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(crate::files::pem_reason(pem, &e, "certificate")))?;
-    if certs.is_empty() {
-        return Err(bad("no PEM certificates found".into()));
-    }
+    let certs = zt_pem::certificates(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let mut out = String::new();
     for (index, der) in certs.iter().enumerate() {
@@ -100,10 +94,9 @@ pub(crate) fn first_leaf(
         path: origin.to_owned(),
         reason,
     };
-    let der = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .next()
-        .ok_or_else(|| bad("no PEM certificates found".into()))?
-        .map_err(|e| bad(crate::files::pem_reason(pem, &e, "certificate")))?;
+    let der = zt_pem::certificates(pem.as_bytes())
+        .map_err(|e| bad(e.to_string()))?
+        .swap_remove(0);
     let report = zt_identity::inspect_leaf(&der).map_err(|e| bad(e.to_string()))?;
     Ok((der, report))
 }

@@ -588,8 +588,8 @@ fn a_malformed_pem_names_the_line_and_the_block() {
     assert_eq!(
         String::from_utf8_lossy(&inspect.stderr),
         format!(
-            "zt-ca: error: {}: malformed PEM: line 3, column 1: '!' is not a base64 character \
-             (PEM block 1, CERTIFICATE, begins on line 1)\n",
+            "zt-ca: error: {}: PEM block 1 (CERTIFICATE, line 1): line 3, column 1: '!' is not \
+             a base64 character\n",
             bad.display()
         )
     );
@@ -607,8 +607,7 @@ fn a_malformed_pem_names_the_line_and_the_block() {
     ]);
     assert!(
         String::from_utf8_lossy(&issue.stderr).contains(
-            "malformed PEM: line 3, column 1: '!' is not a base64 character (PEM block 1, \
-             CERTIFICATE, begins on line 1)"
+            "PEM block 1 (CERTIFICATE, line 1): line 3, column 1: '!' is not a base64 character"
         ),
         "{}",
         text(&issue)

@@ -7,17 +7,13 @@
 //! - [`Metrics`]: the Prometheus metrics every crate records into, passed explicitly (no global
 //!   registry), and [`serve_metrics`], which exposes them on their own plain-HTTP listener, apart
 //!   from the mTLS port.
-//! - [`pem_problem`]: where a PEM file is broken (line, column, block), for every crate that
-//!   reads one.
 
 mod logs;
 mod metrics;
-mod pem;
 mod serve;
 
 pub use logs::{LogFormat, init};
 pub use metrics::{InFlight, Metrics, Mode};
-pub use pem::pem_problem;
 pub use serve::serve_metrics;
 
 /// An error and its causes on one line, each said once: our error types already put their
