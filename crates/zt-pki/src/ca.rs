@@ -157,8 +157,8 @@ impl Ca {
             path: path.to_owned(),
             reason,
         };
-        let key_der = zt_pem::private_key(key_pem.as_bytes())
-            .map_err(|e| bad(key_origin, e.to_string()))?;
+        let key_der =
+            zt_pem::private_key(key_pem.as_bytes()).map_err(|e| bad(key_origin, e.to_string()))?;
         let key = KeyPair::try_from(&key_der)
             .map_err(|e| bad(key_origin, format!("not a usable private key: {e}")))?;
         let der = match zt_pem::certificates(cert_pem.as_bytes())

@@ -80,7 +80,10 @@ impl Ca {
             path: origin.to_owned(),
             reason,
         };
-        let der = match zt_pem::crls(pem.as_bytes()).map_err(|e| bad(e.to_string()))?.as_slice() {
+        let der = match zt_pem::crls(pem.as_bytes())
+            .map_err(|e| bad(e.to_string()))?
+            .as_slice()
+        {
             [one] => one.clone(),
             several => {
                 return Err(bad(format!(

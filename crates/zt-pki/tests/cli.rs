@@ -661,3 +661,202 @@ fn inspect_gives_the_handshakes_verdict_on_a_broken_extension() {
         "{said}"
     );
 }
+
+/// `inspect --bundle` says what ledger and payments will do with each CA of a truststore
+/// made elsewhere (openssl here), and `--chain` what peers will make of a keystore.
+#[test]
+fn inspect_lints_bundles_and_chains_as_the_binaries_load_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = openssl(args, dir.path());
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    };
+    let ca = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+        ];
+        let (key, cert, subj) = (
+            format!("{name}.key"),
+            format!("{name}.pem"),
+            format!("/CN={name}"),
+        );
+        args.extend([key.as_str(), "-out", cert.as_str(), "-subj", subj.as_str()]);
+        args.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
+        args.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+        args.extend(extra);
+        run(&args);
+    };
+    ca("plain", &["-days", "2"]);
+    ca(
+        "constrained",
+        &[
+            "-days",
+            "2",
+            "-addext",
+            "nameConstraints=permitted;URI:zt.example",
+        ],
+    );
+    // Expired: made on 2020-01-01 (under libfaketime, which .ci/run installs), valid a day.
+    let old = Command::new("faketime")
+        .args([
+            "2020-01-01 00:00:00",
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+        ])
+        .args([
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "old.key",
+        ])
+        .args(["-out", "old.pem", "-subj", "/CN=old", "-days", "1"])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        .current_dir(dir.path())
+        .output()
+        .expect("faketime is installed (apt-get install faketime)");
+    assert!(old.status.success(), "{}", text(&old));
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let bundle = format!(
+        "{},{},{}",
+        path("plain.pem"),
+        path("old.pem"),
+        path("constrained.pem")
+    );
+
+    let out = zt_ca(&[
+        "inspect",
+        "--bundle",
+        &bundle,
+        "--trust-domain",
+        "zt.example",
+    ]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    for line in [
+        format!(
+            "{} certificate 0 (CN=plain): trusted for zt.example (names no trust domain: bound \
+             to the only one)",
+            path("plain.pem")
+        ),
+        format!(
+            "{} certificate 0 (CN=old): LEFT OUT: expired at 2020-01-02T00:00:0",
+            path("old.pem")
+        ),
+        format!(
+            "{} certificate 0 (CN=constrained): REFUSED: it has a URI name constraint (zt.example)",
+            path("constrained.pem")
+        ),
+        "zt-ca: error: 1 problem(s) would refuse this material at load".to_owned(),
+    ] {
+        assert!(said.contains(&line), "want {line:?} in:\n{said}");
+    }
+    // Without one configured trust domain, an unlabelled CA cannot be placed.
+    let out = zt_ca(&["inspect", "--bundle", &path("plain.pem")]);
+    assert!(
+        text(&out).contains("REFUSED: cannot tell which trust domain this CA vouches for"),
+        "{}",
+        text(&out)
+    );
+
+    // A keystore whose intermediate is not a CA.
+    let write =
+        |name: &str, contents: &str| std::fs::write(dir.path().join(name), contents).unwrap();
+    write(
+        "leaf.ext",
+        "subjectAltName=URI:spiffe://zt.example/ns/prod/sa/api\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=critical,CA:FALSE\n",
+    );
+    write(
+        "mid.ext",
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyCertSign\n",
+    );
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "mid.key",
+        "-out",
+        "mid.csr",
+        "-subj",
+        "/CN=mid",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "mid.csr",
+        "-CA",
+        "plain.pem",
+        "-CAkey",
+        "plain.key",
+        "-days",
+        "1",
+        "-extfile",
+        "mid.ext",
+        "-out",
+        "mid.pem",
+    ]);
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=api",
+    ]);
+    run(&[
+        "x509", "-req", "-in", "leaf.csr", "-CA", "mid.pem", "-CAkey", "mid.key", "-days", "1",
+        "-extfile", "leaf.ext", "-out", "leaf.pem",
+    ]);
+    let chain = path("chain.pem");
+    std::fs::write(
+        &chain,
+        [
+            std::fs::read(path("leaf.pem")).unwrap(),
+            std::fs::read(path("mid.pem")).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let out = zt_ca(&[
+        "inspect",
+        "--chain",
+        &chain,
+        "--bundle",
+        &path("plain.pem"),
+        "--trust-domain",
+        "zt.example",
+    ]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    for line in [
+        format!("{chain} certificate 0: valid X509-SVID leaf"),
+        format!("{chain} certificate 1: REFUSED as an issuer: not a CA certificate"),
+        "chain: REFUSED: a certificate in the middle of the chain is not a CA".to_owned(),
+    ] {
+        assert!(said.contains(&line), "want {line:?} in:\n{said}");
+    }
+}

@@ -127,7 +127,7 @@ impl ClientTls {
             &keystore,
             &truststore,
             cert,
-            webpki::KeyUsage::client_auth(),
+            crate::usable::ChainUse::Client,
         )?;
         let config = client_config(&keystore, &truststore, server_id.clone())?;
         Ok((keystore, config))

@@ -168,7 +168,7 @@ impl ServerTls {
             &keystore,
             &truststore,
             &files.cert,
-            webpki::KeyUsage::server_auth(),
+            crate::usable::ChainUse::Server,
         )?;
         if let Some(domain) = files
             .domains

@@ -273,6 +273,105 @@ fn rfc3339(at: i64) -> String {
         )
 }
 
+/// What loading a bundle does with one of its certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaVerdict {
+    /// Trusted, for one trust domain.
+    Trusted {
+        /// The trust domain it vouches for.
+        domain: TrustDomain,
+        /// How that domain was found.
+        binding: Binding,
+    },
+    /// Expired or not yet valid: left out, with a warning.
+    LeftOut(LeftOut),
+    /// A certificate no load accepts (it refuses the whole bundle), and why.
+    Refused(String),
+}
+
+/// How a trusted CA was bound to its trust domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// By its source, `TRUST-DOMAIN=PATH`.
+    Source,
+    /// By the `spiffe://` URI SAN it carries.
+    UriSan,
+    /// It names none: bound to the service's only trust domain.
+    OnlyDomain,
+}
+
+/// One certificate of a bundle, and what loading does with it: [`Truststore::examine`].
+#[derive(Debug, Clone)]
+pub struct BundleEntry {
+    /// The bundle file.
+    pub path: PathBuf,
+    /// Its position in the file, from 0.
+    pub index: usize,
+    /// Its subject (RFC 4514), or `?` if it does not parse.
+    pub subject: String,
+    /// When it expires, Unix seconds (0 if it does not parse).
+    pub not_after: i64,
+    /// What loading does with it.
+    pub verdict: CaVerdict,
+    /// The certificate.
+    pub der: CertificateDer<'static>,
+}
+
+impl BundleEntry {
+    fn judge(
+        source: &BundleSource,
+        index: usize,
+        der: CertificateDer<'static>,
+        unlabelled: Option<&TrustDomain>,
+        now: i64,
+    ) -> Self {
+        let parsed = X509Certificate::from_der(&der);
+        let (subject, not_after, verdict) = match &parsed {
+            Err(e) => (
+                "?".to_owned(),
+                0,
+                CaVerdict::Refused(format!("malformed certificate: {e}")),
+            ),
+            Ok((_, cert)) => {
+                let validity = cert.validity();
+                let (from, until) = (
+                    validity.not_before.timestamp(),
+                    validity.not_after.timestamp(),
+                );
+                let verdict = if let Some(reason) = ca_problem(cert) {
+                    CaVerdict::Refused(reason)
+                } else if now > until {
+                    CaVerdict::LeftOut(LeftOut::Expired { not_after: until })
+                } else if now < from {
+                    CaVerdict::LeftOut(LeftOut::NotYetValid { not_before: from })
+                } else {
+                    match ca_trust_domain(cert, source.domain.as_ref(), unlabelled) {
+                        Ok(domain) => CaVerdict::Trusted {
+                            domain,
+                            binding: match (&source.domain, spiffe_uri(cert)) {
+                                (Some(_), _) => Binding::Source,
+                                (None, Some(_)) => Binding::UriSan,
+                                (None, None) => Binding::OnlyDomain,
+                            },
+                        },
+                        Err(reason) => CaVerdict::Refused(reason),
+                    }
+                };
+                (zt_identity::rfc4514(cert.subject()), until, verdict)
+            }
+        };
+        drop(parsed); // it borrows `der`, which moves into the entry
+        Self {
+            path: source.path.clone(),
+            index,
+            subject,
+            not_after,
+            verdict,
+            der,
+        }
+    }
+}
+
 impl Truststore {
     /// Loads one CA bundle file whose CAs name their trust domains; see
     /// [`Truststore::load_all`].
@@ -299,72 +398,51 @@ impl Truststore {
         sources: &[BundleSource],
         unlabelled: Option<&TrustDomain>,
     ) -> Result<Self, TlsError> {
-        let now = unix_now();
         let mut domains: BTreeMap<TrustDomain, RootCertStore> = BTreeMap::new();
         let mut cas = Vec::new();
         let mut left_out = Vec::new();
-        for source in sources {
-            let path = &source.path;
-            let certs = crate::formats::bundle_certificates(path, source.password.as_ref())?;
-            for (index, der) in certs.into_iter().enumerate() {
-                let bad = |reason: String| TlsError::BadCertificate {
-                    path: path.clone(),
-                    index,
-                    reason,
-                };
-                let (_, cert) = X509Certificate::from_der(&der)
-                    .map_err(|e| bad(format!("malformed certificate: {e}")))?;
-                if let Some(reason) = ca_problem(&cert) {
-                    return Err(bad(reason));
-                }
-                let subject = zt_identity::rfc4514(cert.subject());
-                let validity = cert.validity();
-                let (from, until) = (
-                    validity.not_before.timestamp(),
-                    validity.not_after.timestamp(),
-                );
-                if !(from..=until).contains(&now) {
+        for entry in Self::examine(sources, unlabelled)? {
+            let bad = |reason: String| TlsError::BadCertificate {
+                path: entry.path.clone(),
+                index: entry.index,
+                reason,
+            };
+            match entry.verdict {
+                CaVerdict::Refused(reason) => return Err(bad(reason)),
+                CaVerdict::LeftOut(reason) => {
                     let ca = LeftOutCa {
-                        path: path.clone(),
-                        index,
-                        subject,
-                        reason: if now > until {
-                            LeftOut::Expired { not_after: until }
-                        } else {
-                            LeftOut::NotYetValid { not_before: from }
-                        },
+                        path: entry.path,
+                        index: entry.index,
+                        subject: entry.subject,
+                        reason,
                     };
-                    tracing::warn!(target: "zt_reload", reason = ca.reason.reason(), "{ca}");
+                    tracing::warn!(target: "zt_reload", reason = reason.reason(), "{ca}");
                     left_out.push(ca);
-                    continue;
                 }
-                let domain =
-                    ca_trust_domain(&cert, source.domain.as_ref(), unlabelled).map_err(bad)?;
-                if source.domain.is_none()
-                    && unlabelled == Some(&domain)
-                    && spiffe_uri(&cert).is_none()
-                {
-                    tracing::info!(
-                        target: "zt_reload",
-                        file = %path.display(),
-                        certificate = index,
-                        subject,
-                        trust_domain = %domain,
-                        "CA names no trust domain (no spiffe:// URI SAN): bound to {domain}, \
-                         the only trust domain configured"
-                    );
+                CaVerdict::Trusted { domain, binding } => {
+                    if binding == Binding::OnlyDomain {
+                        tracing::info!(
+                            target: "zt_reload",
+                            file = %entry.path.display(),
+                            certificate = entry.index,
+                            subject = entry.subject,
+                            trust_domain = %domain,
+                            "CA names no trust domain (no spiffe:// URI SAN): bound to {domain}, \
+                             the only trust domain configured"
+                        );
+                    }
+                    domains
+                        .entry(domain.clone())
+                        .or_insert_with(RootCertStore::empty)
+                        .add(entry.der.clone())
+                        .map_err(|e| bad(e.to_string()))?;
+                    cas.push(TrustedCa {
+                        domain,
+                        subject: entry.subject,
+                        not_after: entry.not_after,
+                        der: entry.der,
+                    });
                 }
-                domains
-                    .entry(domain.clone())
-                    .or_insert_with(RootCertStore::empty)
-                    .add(der.clone())
-                    .map_err(|e| bad(e.to_string()))?;
-                cas.push(TrustedCa {
-                    domain,
-                    subject,
-                    not_after: until,
-                    der,
-                });
             }
         }
         if cas.is_empty() {
@@ -380,6 +458,25 @@ impl Truststore {
             cas,
             left_out,
         })
+    }
+
+    /// What [`Truststore::load_all`] would do with every certificate of `sources`, without
+    /// stopping at the first refusal: the logic behind `zt-ca inspect --bundle`. Errors only
+    /// for a file that cannot be read at all (missing, not PEM, DER, PKCS#12 or a SPIFFE bundle).
+    pub fn examine(
+        sources: &[BundleSource],
+        unlabelled: Option<&TrustDomain>,
+    ) -> Result<Vec<BundleEntry>, TlsError> {
+        let now = unix_now();
+        let mut entries = Vec::new();
+        for source in sources {
+            let certs =
+                crate::formats::bundle_certificates(&source.path, source.password.as_ref())?;
+            for (index, der) in certs.into_iter().enumerate() {
+                entries.push(BundleEntry::judge(source, index, der, unlabelled, now));
+            }
+        }
+        Ok(entries)
     }
 
     /// The CAs of the bundles that are expired or not yet valid, and so not trusted.

@@ -97,25 +97,38 @@ pub(crate) fn intermediate_problem(der: &[u8]) -> Option<String> {
     }
 }
 
-/// Checks our own chain as a peer holding `truststore` would: webpki, the handshake's code,
-/// for `usage` (`server_auth` for a server's keystore, `client_auth` for a client's).
+/// What a chain is presented as, for its ExtendedKeyUsage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainUse {
+    /// A server's certificate (serverAuth).
+    Server,
+    /// A client's certificate (clientAuth).
+    Client,
+}
+
+/// Checks `chain` (leaf first) as a peer holding `truststore` would: webpki, the handshake's
+/// own code, against the CAs of `trust_domain`, for `usage`.
 ///
-/// `Ok(false)` if the truststore has no CA of our own trust domain, so there is nothing to
-/// check against (a client trusting only a partner's CA).
-pub(crate) fn verify_own_chain(
-    keystore: &Keystore,
+/// `Ok(false)` if the truststore has no CA of that trust domain, so there is nothing to check
+/// against; an error is webpki's refusal.
+pub(crate) fn verify_chain(
+    chain: &[rustls_pki_types::CertificateDer<'_>],
+    trust_domain: &str,
     truststore: &Truststore,
-    usage: webpki::KeyUsage,
+    usage: ChainUse,
 ) -> Result<bool, webpki::Error> {
-    let Some(roots) = truststore.roots_for(keystore.spiffe_id().trust_domain()) else {
+    let Some(roots) = truststore.roots_for(trust_domain) else {
         return Ok(false);
     };
-    let certified = keystore.certified_key();
-    let Some((leaf, intermediates)) = certified.cert.split_first() else {
+    let Some((leaf, intermediates)) = chain.split_first() else {
         return Err(webpki::Error::BadDer);
     };
     let leaf = webpki::EndEntityCert::try_from(leaf)?;
     let algorithms = crate::crypto_provider().signature_verification_algorithms;
+    let usage = match usage {
+        ChainUse::Server => webpki::KeyUsage::server_auth(),
+        ChainUse::Client => webpki::KeyUsage::client_auth(),
+    };
     leaf.verify_for_usage(
         algorithms.all,
         &roots.roots,
@@ -128,6 +141,18 @@ pub(crate) fn verify_own_chain(
     Ok(true)
 }
 
+/// What a peer holding `truststore` would make of `chain` presented as `usage`, in words:
+/// `Ok(true)` it chains to a CA of `trust_domain`, `Ok(false)` no CA of that domain is in the
+/// truststore, or the reason webpki refuses it. For `zt-ca inspect --chain`.
+pub fn chain_verdict(
+    chain: &[rustls_pki_types::CertificateDer<'_>],
+    trust_domain: &str,
+    truststore: &Truststore,
+    usage: ChainUse,
+) -> Result<bool, String> {
+    verify_chain(chain, trust_domain, truststore, usage).map_err(|e| chain_problem(&e))
+}
+
 /// Refuses a keystore whose own chain peers holding `truststore` would refuse, naming `path`.
 ///
 /// Only a chain that does not reach a CA of our trust domain is let through, with a warning:
@@ -136,9 +161,11 @@ pub(crate) fn check_own_chain(
     keystore: &Keystore,
     truststore: &Truststore,
     path: &std::path::Path,
-    usage: webpki::KeyUsage,
+    usage: ChainUse,
 ) -> Result<(), crate::TlsError> {
-    match verify_own_chain(keystore, truststore, usage) {
+    let certified = keystore.certified_key();
+    let domain = keystore.spiffe_id().trust_domain();
+    match verify_chain(&certified.cert, domain, truststore, usage) {
         Ok(_) => Ok(()),
         Err(webpki::Error::UnknownIssuer) => {
             tracing::warn!(
@@ -153,26 +180,29 @@ pub(crate) fn check_own_chain(
         Err(err) => Err(crate::TlsError::BadCertificate {
             path: path.to_owned(),
             index: 0,
-            reason: own_chain_problem(&err),
+            reason: format!(
+                "peers trusting this truststore would refuse this keystore: {}",
+                chain_problem(&err)
+            ),
         }),
     }
 }
 
-/// webpki's refusal of our own chain, in words.
-pub(crate) fn own_chain_problem(err: &webpki::Error) -> String {
+/// webpki's refusal of a chain, in words.
+fn chain_problem(err: &webpki::Error) -> String {
     use webpki::Error as E;
-    let what = match err {
+    match err {
         E::UnknownIssuer => {
-            "it does not chain to a CA of its own trust domain in the truststore \
-                             (an intermediate missing from the keystore file?)"
+            "it does not chain to a CA of its trust domain in the truststore (an intermediate \
+             missing from the file?)"
         }
         E::CertExpired { .. } => "a certificate of the chain has expired",
         E::CertNotValidYet { .. } => "a certificate of the chain is not valid yet",
         E::CaUsedAsEndEntity => "the leaf is a CA certificate",
         E::EndEntityUsedAsCa => "a certificate in the middle of the chain is not a CA",
         E::NameConstraintViolation => {
-            "a CA of the chain has name constraints the leaf breaks \
-                                       (or URI constraints, which webpki refuses)"
+            "a CA of the chain has name constraints the leaf breaks (or URI constraints, which \
+             webpki refuses)"
         }
         E::RequiredEkuNotFoundContext(_) => {
             "the leaf's ExtendedKeyUsage does not allow this use (serverAuth for a server, \
@@ -189,8 +219,8 @@ pub(crate) fn own_chain_problem(err: &webpki::Error) -> String {
             "building a path to the CA took too many steps (many CAs sharing one subject?)"
         }
         _ => "webpki refuses it",
-    };
-    format!("peers trusting this truststore would refuse this keystore: {what}")
+    }
+    .to_owned()
 }
 
 /// Whether some algorithm verifies `signature` made with a `key` key.

@@ -622,9 +622,9 @@ async fn bad_certificates_made_by_openssl_are_refused_with_their_reason() {
             &critical,
             &ca,
         ),
-        // x509-parser, in the SVID check, finds it before webpki would.
+        // The SVID check names it (RFC 5280 4.2) before webpki would refuse it.
         alert: Alert::CertificateUnknown,
-        reason: "bad_certificate",
+        reason: "not_svid",
     });
     // A SEQUENCE header claiming 256 bytes, then text.
     let garbage = b"\x30\x82\x01\x00not a certificate at all".to_vec();

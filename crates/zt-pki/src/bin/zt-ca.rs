@@ -63,11 +63,28 @@ enum Command {
         #[arg(long)]
         mkdir: bool,
     },
-    /// Describe certificates in PEM files and say whether each is a valid X509-SVID leaf.
+    /// Describe certificates in PEM files and say whether each is a valid X509-SVID leaf; or
+    /// lint a keystore (`--chain`) or truststore (`--bundle`) the way ledger and payments load
+    /// them. Exits 1 if something would be refused.
     Inspect {
         /// PEM files (a file may hold a chain or a bundle).
-        #[arg(required = true)]
+        #[arg(required_unless_present_any = ["chain", "bundles"])]
         files: Vec<PathBuf>,
+        /// A keystore's certificate chain (leaf first): each certificate's verdict, and, with
+        /// `--bundle`, whether it chains to a CA of its trust domain.
+        #[arg(long)]
+        chain: Option<PathBuf>,
+        /// Check the chain as a server's (serverAuth) rather than a client's (clientAuth).
+        #[arg(long, requires = "chain")]
+        server: bool,
+        /// Trust bundles, as `--ca` takes them (`[TRUST-DOMAIN=]PATH`, repeatable): what loading
+        /// does with each certificate (trusted for which domain and why, left out, refused).
+        #[arg(long = "bundle", value_delimiter = ',')]
+        bundles: Vec<zt_tls::BundleSource>,
+        /// The trust domains configured beside the bundles: with exactly one, a CA that names
+        /// none is bound to it, as the binaries do.
+        #[arg(long = "trust-domain", value_delimiter = ',')]
+        trust_domains: Vec<TrustDomain>,
     },
     /// Revoke certificates: add them to the CA's CRL (created if missing), re-sign it with the
     /// next CRL number, and write it atomically. Without serials or certificates, just re-sign
@@ -182,11 +199,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bundle.add_leaf(&out, ca.issue(&request)?);
             report(bundle.write(force)?);
         }
-        Command::Inspect { files } => {
+        Command::Inspect {
+            files,
+            chain,
+            server,
+            bundles,
+            trust_domains,
+        } => {
             for path in files {
                 let pem = files::read(&path)?;
                 println!("{}:", path.display());
                 print!("{}", zt_pki::describe_pem(&pem, &path)?);
+            }
+            let only = match trust_domains.as_slice() {
+                [one] => Some(one),
+                _ => None,
+            };
+            let mut refused = 0;
+            if !bundles.is_empty() {
+                refused += lint_bundles(&bundles, only)?;
+            }
+            if let Some(chain) = chain {
+                let usage = if server {
+                    zt_tls::ChainUse::Server
+                } else {
+                    zt_tls::ChainUse::Client
+                };
+                refused += lint_chain(&chain, &bundles, usage)?;
+            }
+            if refused > 0 {
+                anyhow::bail!("{refused} problem(s) would refuse this material at load");
             }
         }
         Command::Revoke {
@@ -376,4 +418,112 @@ fn report(written: Vec<PathBuf>) {
     for path in written {
         println!("wrote {}", path.display());
     }
+}
+
+/// Prints what loading `bundles` does with each certificate; returns how many would refuse
+/// the load (a refused certificate, or no usable CA at all).
+fn lint_bundles(
+    bundles: &[zt_tls::BundleSource],
+    only: Option<&TrustDomain>,
+) -> anyhow::Result<usize> {
+    use zt_tls::{Binding, CaVerdict, LeftOut};
+    let entries = zt_tls::Truststore::examine(bundles, only)?;
+    let mut refused = 0;
+    for entry in &entries {
+        let verdict = match &entry.verdict {
+            CaVerdict::Trusted { domain, binding } => match binding {
+                Binding::Source => format!("trusted for {domain} (bound by TRUST-DOMAIN=PATH)"),
+                Binding::UriSan => format!("trusted for {domain} (named in its URI SAN)"),
+                Binding::OnlyDomain => {
+                    format!("trusted for {domain} (names no trust domain: bound to the only one)")
+                }
+            },
+            CaVerdict::LeftOut(LeftOut::Expired { not_after }) => {
+                format!("LEFT OUT: expired at {}", when(*not_after))
+            }
+            CaVerdict::LeftOut(LeftOut::NotYetValid { not_before }) => {
+                format!("LEFT OUT: not valid before {}", when(*not_before))
+            }
+            CaVerdict::Refused(reason) => {
+                refused += 1;
+                format!("REFUSED: {reason}")
+            }
+        };
+        println!(
+            "{} certificate {} ({}): {verdict}",
+            entry.path.display(),
+            entry.index,
+            entry.subject
+        );
+    }
+    if !entries
+        .iter()
+        .any(|e| matches!(e.verdict, CaVerdict::Trusted { .. }))
+    {
+        println!("no usable CA: the load would fail");
+        refused += 1;
+    }
+    Ok(refused)
+}
+
+/// Prints each certificate of a keystore chain with its verdict and, if `bundles` are given,
+/// whether the chain verifies against them as a peer would; returns how many problems would
+/// refuse it.
+fn lint_chain(
+    path: &Path,
+    bundles: &[zt_tls::BundleSource],
+    usage: zt_tls::ChainUse,
+) -> anyhow::Result<usize> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let chain = zt_tls::load_certs(path)?;
+    let mut refused = 0;
+    let mut domain = None;
+    for (index, der) in chain.iter().enumerate() {
+        let verdict = if index == 0 {
+            match zt_identity::inspect_leaf(der) {
+                Ok(report) if report.violations.is_empty() => {
+                    domain = report.spiffe_id.map(|id| id.trust_domain().to_owned());
+                    "valid X509-SVID leaf".to_owned()
+                }
+                Ok(report) => {
+                    refused += 1;
+                    let reasons: Vec<String> =
+                        report.violations.iter().map(ToString::to_string).collect();
+                    format!("REFUSED: not an X509-SVID: {}", reasons.join("; "))
+                }
+                Err(e) => {
+                    refused += 1;
+                    format!("REFUSED: {e}")
+                }
+            }
+        } else {
+            match X509Certificate::from_der(der) {
+                Ok((_, cert)) => match zt_tls::ca_problem(&cert) {
+                    None => "usable as an issuer".to_owned(),
+                    Some(reason) => {
+                        refused += 1;
+                        format!("REFUSED as an issuer: {reason}")
+                    }
+                },
+                Err(e) => {
+                    refused += 1;
+                    format!("REFUSED: malformed certificate: {e}")
+                }
+            }
+        };
+        println!("{} certificate {index}: {verdict}", path.display());
+    }
+    if let (Some(domain), false) = (domain, bundles.is_empty()) {
+        let only = TrustDomain::new(&domain)?;
+        let truststore = zt_tls::Truststore::load_all(bundles, Some(&only))?;
+        match zt_tls::chain_verdict(&chain, &domain, &truststore, usage) {
+            Ok(true) => println!("chain: verifies to a trusted CA of {domain}"),
+            Ok(false) => println!("chain: the bundles hold no CA of {domain}; not checked"),
+            Err(reason) => {
+                refused += 1;
+                println!("chain: REFUSED: {reason}");
+            }
+        }
+    }
+    Ok(refused)
 }
