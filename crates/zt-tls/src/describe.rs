@@ -84,17 +84,22 @@ pub fn describe_tls(err: &E) -> TlsFailure {
         ),
         E::InvalidCertificate(cert) => describe_certificate(cert),
         E::PeerIncompatible(why) => {
-            let reason = match why {
+            // A client offering only TLS 1.2 in its supported_versions extension (the JDK
+            // does) is Tls12NotOfferedOrEnabled, the same refusal as one without it.
+            let version = matches!(
+                why,
                 PeerIncompatible::Tls13RequiredForQuic
-                | PeerIncompatible::SupportedVersionsExtensionRequired
-                | PeerIncompatible::ServerDoesNotSupportTls12Or13 => "protocol_version",
-                _ => "tls_error",
+                    | PeerIncompatible::SupportedVersionsExtensionRequired
+                    | PeerIncompatible::ServerDoesNotSupportTls12Or13
+                    | PeerIncompatible::Tls12NotOfferedOrEnabled
+            );
+            let reason = if version {
+                "protocol_version"
+            } else {
+                "tls_error"
             };
             let message = match why {
-                PeerIncompatible::SupportedVersionsExtensionRequired
-                | PeerIncompatible::ServerDoesNotSupportTls12Or13 => {
-                    "no TLS version in common (TLS 1.3 only)".to_owned()
-                }
+                _ if version => "no TLS version in common (TLS 1.3 only)".to_owned(),
                 other => format!("incompatible peer: {}", words(other)),
             };
             TlsFailure::new(reason, message)
@@ -340,6 +345,11 @@ mod tests {
             ),
             (
                 Error::PeerIncompatible(PeerIncompatible::SupportedVersionsExtensionRequired),
+                "protocol_version",
+                "no TLS version in common (TLS 1.3 only)",
+            ),
+            (
+                Error::PeerIncompatible(PeerIncompatible::Tls12NotOfferedOrEnabled),
                 "protocol_version",
                 "no TLS version in common (TLS 1.3 only)",
             ),
