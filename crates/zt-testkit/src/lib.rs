@@ -323,6 +323,63 @@ impl Logs {
     }
 }
 
+/// One piece of the `unusable` scenario of [`ForeignPki`]: material that can never verify, and
+/// the reason both binaries refuse it with at startup (after `FILE: `).
+#[derive(Debug, Clone, Copy)]
+pub struct Unusable {
+    /// What it is, for test messages.
+    pub what: &'static str,
+    /// The CA bundle file to start with.
+    pub ca: &'static str,
+    /// For a bad keystore: the suffix of the identity's name (`ledger-not-ca`); `None` uses
+    /// the scenario's good keystore.
+    pub keystore_suffix: Option<&'static str>,
+    /// The reason, after the file name.
+    pub problem: &'static str,
+}
+
+/// Every case of the `unusable` scenario, for the ledger's and payments' suites alike.
+pub const UNUSABLE: [Unusable; 5] = [
+    Unusable {
+        what: "ecdsa-with-SHA512 CA",
+        ca: "ca-sha512.pem",
+        keystore_suffix: None,
+        problem: "certificate 0: it is signed with ecdsa-with-SHA512, which this build's crypto \
+                  provider (ring) cannot verify, so certificates it signs the same way are \
+                  refused at every handshake; sign with SHA-256 or SHA-384",
+    },
+    Unusable {
+        what: "P-521 CA",
+        ca: "ca-p521.pem",
+        keystore_suffix: None,
+        problem: "certificate 0: its id-ecPublicKey (secp521r1) key is one this build's crypto \
+                  provider (ring) cannot verify signatures of; use a P-256, P-384, Ed25519 or \
+                  RSA (2048 bits or more) CA key",
+    },
+    Unusable {
+        what: "URI name constraint",
+        ca: "ca-uri-constraint.pem",
+        keystore_suffix: None,
+        problem: "certificate 0: it has a URI name constraint (zt.example), which rustls-webpki \
+                  does not evaluate: it refuses every SPIFFE certificate under this CA; issue \
+                  the CA without URI name constraints",
+    },
+    Unusable {
+        what: "CA:FALSE intermediate",
+        ca: "ca.pem",
+        keystore_suffix: Some("-not-ca"),
+        problem: "certificate 1: as the issuer of the certificate before it in the chain: not a \
+                  CA certificate (cA=false in basicConstraints, or no basicConstraints)",
+    },
+    Unusable {
+        what: "intermediate without keyCertSign",
+        ca: "ca.pem",
+        keystore_suffix: Some("-no-cert-sign"),
+        problem: "certificate 1: as the issuer of the certificate before it in the chain: its \
+                  KeyUsage lacks keyCertSign: it may not sign certificates",
+    },
+];
+
 /// Certificates from a PKI nobody on this project wrote: `interop/foreign_pki.py` (the
 /// `openssl` command line and Python `cryptography`, never zt-ca or rcgen), written into a
 /// temporary directory removed when this is dropped.

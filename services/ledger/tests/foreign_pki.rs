@@ -416,50 +416,14 @@ async fn files_glued_by_cat_keep_every_block_and_a_damaged_one_is_named() {
 fn material_that_can_never_verify_is_refused_at_startup() {
     let pki = generate(&["unusable"]);
     let file = |name: &str| pki.path("unusable", name);
-    let server = pki.identity("unusable", "ledger");
-    let good_ca = file("ca.pem");
-    let cases: [(&str, Identity, PathBuf, &str); 5] = [
-        (
-            "ecdsa-with-SHA512 CA",
-            server.clone(),
-            file("ca-sha512.pem"),
-            "certificate 0: it is signed with ecdsa-with-SHA512, which this build's crypto \
-             provider (ring) cannot verify, so certificates it signs the same way are refused \
-             at every handshake; sign with SHA-256 or SHA-384",
-        ),
-        (
-            "P-521 CA",
-            server.clone(),
-            file("ca-p521.pem"),
-            "certificate 0: its id-ecPublicKey (secp521r1) key is one this build's crypto \
-             provider (ring) cannot verify signatures of; use a P-256, P-384, Ed25519 or RSA \
-             (2048 bits or more) CA key",
-        ),
-        (
-            "URI name constraint",
-            server,
-            file("ca-uri-constraint.pem"),
-            "certificate 0: it has a URI name constraint (zt.example), which rustls-webpki \
-             does not evaluate: it refuses every SPIFFE certificate under this CA; issue the \
-             CA without URI name constraints",
-        ),
-        (
-            "CA:FALSE intermediate",
-            pki.identity("unusable", "ledger-not-ca"),
-            good_ca.clone(),
-            "certificate 1: as the issuer of the certificate before it in the chain: not a CA \
-             certificate (cA=false in basicConstraints, or no basicConstraints)",
-        ),
-        (
-            "intermediate without keyCertSign",
-            pki.identity("unusable", "ledger-no-cert-sign"),
-            good_ca,
-            "certificate 1: as the issuer of the certificate before it in the chain: its \
-             KeyUsage lacks keyCertSign: it may not sign certificates",
-        ),
-    ];
-    for (what, keystore, ca, problem) in cases {
-        let named = if problem.starts_with("certificate 1") {
+    for case in zt_testkit::UNUSABLE {
+        let keystore = pki.identity(
+            "unusable",
+            &format!("ledger{}", case.keystore_suffix.unwrap_or("")),
+        );
+        let ca = file(case.ca);
+        let (what, problem) = (case.what, case.problem);
+        let named = if case.keystore_suffix.is_some() {
             &keystore.cert
         } else {
             &ca
