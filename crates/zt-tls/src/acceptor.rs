@@ -148,6 +148,38 @@ async fn accept_loop(
     tracing::debug!("accept loop stopped");
 }
 
+/// How long a refused connection is kept to let its alert reach the client.
+const ALERT_LINGER: Duration = Duration::from_secs(1);
+
+/// How much a refused client may still send while its alert is delivered.
+const ALERT_LINGER_BYTES: usize = 64 * 1024;
+
+/// Closes a refused connection so that the alert rustls wrote reaches the client.
+///
+/// A TLS 1.3 client sends its first request right after its Finished, before the server has
+/// judged its certificate. Closing a socket with those bytes unread makes the kernel answer
+/// with a reset, which can destroy the alert before the client reads it (the JDK then sees
+/// "connection reset" instead of `certificate_required`). So: FIN after the alert, then read
+/// and drop what the client still sends until it closes, for at most [`ALERT_LINGER`] and
+/// [`ALERT_LINGER_BYTES`]. No handshake slot is held meanwhile.
+async fn close_after_alert(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    if tcp.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0;
+        while total < ALERT_LINGER_BYTES {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(ALERT_LINGER, drain).await;
+}
+
 /// A connection between TCP accept and the end of its handshake.
 struct Pending {
     acceptor: TlsAcceptor,
@@ -162,8 +194,13 @@ struct Pending {
 
 impl Pending {
     async fn handshake(self, tcp: TcpStream, tx: mpsc::Sender<Result<PeerStream, io::Error>>) {
-        let result = match tokio::time::timeout(self.deadline, self.acceptor.accept(tcp)).await {
-            Ok(result) => result,
+        let accept = self.acceptor.accept(tcp).into_fallible();
+        let result = match tokio::time::timeout(self.deadline, accept).await {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err((err, tcp))) => {
+                tokio::spawn(close_after_alert(tcp));
+                Err(err)
+            }
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "TLS handshake timed out",
