@@ -678,3 +678,86 @@ fn encrypted_keys_are_refused_as_encrypted() {
         );
     }
 }
+
+/// The source article's keystore and truststore as Java users hold them: the ledger's key and
+/// chain in a PKCS#12 keystore made by `openssl pkcs12 -export`, the CA in a PKCS#12
+/// truststore made by the JDK's `keytool`, each password in a file. The ledger serves with
+/// them and a client of the CA transfers; a wrong password is one line naming the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn pkcs12_keystore_and_truststore_as_java_users_hold_them() {
+    let pki = generate(&["unlabelled"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let server = pki.identity("unlabelled", "ledger");
+    let ca = pki.path("unlabelled", "ca.pem");
+    std::fs::write(path("password"), "correct horse\n").unwrap();
+    let run = |program: &str, args: &[&str]| {
+        let out = Command::new(program)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{program} is installed (.ci/run installs a JDK): {e}"));
+        assert!(out.status.success(), "{program} {args:?}: {out:?}");
+    };
+    let (cert, key, ca_str) = (shown(&server.cert), shown(&server.key), shown(&ca));
+    run(
+        "openssl",
+        &[
+            "pkcs12",
+            "-export",
+            "-in",
+            &cert,
+            "-inkey",
+            &key,
+            "-certfile",
+            &ca_str,
+            "-name",
+            "ledger",
+            "-passout",
+            "file:password",
+            "-out",
+            "ledger.p12",
+        ],
+    );
+    run(
+        "keytool",
+        &[
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "ca",
+            "-file",
+            &ca_str,
+            "-storetype",
+            "PKCS12",
+            "-keystore",
+            "trust.p12",
+            "-storepass:file",
+            "password",
+        ],
+    );
+    let p12 = |password: &str| {
+        let mut command = ledger_binary(
+            &path("ledger.p12"),
+            Path::new("/nonexistent/ledger.key"),
+            &path("trust.p12"),
+            demo_policy(),
+        );
+        command.args(["--keystore-password-file", password]);
+        command.args(["--truststore-password-file", password]);
+        command
+    };
+    let running = Running::start(p12(path("password").to_str().unwrap()));
+    let client = pki.identity("unlabelled", "payments");
+    transfer(running.addr, &client, &ca, "PKCS#12 stores").await;
+    drop(running);
+
+    std::fs::write(path("wrong"), "battery staple\n").unwrap();
+    assert_eq!(
+        refused_at_startup("a wrong password", p12(path("wrong").to_str().unwrap())),
+        format!(
+            "ledger: error: {}: wrong password (the file's integrity check does not verify with it)",
+            shown(&path("ledger.p12"))
+        )
+    );
+}
