@@ -860,3 +860,58 @@ fn inspect_lints_bundles_and_chains_as_the_binaries_load_them() {
         assert!(said.contains(&line), "want {line:?} in:\n{said}");
     }
 }
+
+/// `renew --daemon` is the renewer container's process: `docker stop` sends SIGTERM and kills
+/// it 10 s later. It stops at once (no renewal in progress) and exits 0, on SIGTERM and on
+/// Ctrl-C alike.
+#[test]
+fn the_renew_daemon_stops_on_sigterm_and_sigint_and_exits_0() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    assert!(zt_ca(&["dev", "--dir", out]).status.success());
+    for signal in ["TERM", "INT"] {
+        let mut daemon = Command::new(env!("CARGO_BIN_EXE_zt-ca"))
+            .args(["renew", "--daemon", "--lifetime", "24h"])
+            .args([
+                "--ca",
+                &format!("{out}/ca.pem"),
+                "--ca-key",
+                &format!("{out}/ca.key"),
+            ])
+            .args(["--target", &format!("{out}/payments")])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait for its first round ("not due"), so the signal lands in the daemon's sleep.
+        let mut stdout = std::io::BufReader::new(daemon.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        assert!(first.contains("not due"), "{first}");
+        let sent = std::time::Instant::now();
+        let kill = Command::new("kill")
+            .args([format!("-{signal}"), daemon.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = loop {
+            if let Some(status) = daemon.try_wait().unwrap() {
+                break status;
+            }
+            if sent.elapsed() > std::time::Duration::from_secs(2) {
+                daemon.kill().unwrap();
+                panic!("SIG{signal}: still running 2 s later");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let stopped = sent.elapsed();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        println!("zt-ca renew --daemon: SIG{signal} -> {status} after {stopped:?}");
+        assert_eq!(status.code(), Some(0), "SIG{signal}: {status}; {rest}");
+        assert!(
+            rest.contains(&format!("stopping (SIG{signal})")),
+            "SIG{signal}: {rest}"
+        );
+    }
+}

@@ -287,9 +287,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ca_key,
         } => {
             let targets: Vec<Keystore> = targets.into_iter().map(Keystore::new).collect();
-            let next = renew_round(&targets, &load_ca(&ca, &ca_key)?, lifetime, force, true)?;
             if daemon {
-                renew_forever(&targets, &ca, &ca_key, lifetime, check_every, next);
+                renew_forever(&targets, &ca, &ca_key, lifetime, check_every, force)?;
+            } else {
+                renew_round(&targets, &load_ca(&ca, &ca_key)?, lifetime, force, true)?;
             }
         }
         Command::Dev {
@@ -354,38 +355,61 @@ fn renew_round(
     Ok(next)
 }
 
-/// The daemon: sleeps until the next renewal is due (or `check_every`, whichever is first),
-/// then runs a round. A failed round (a file being replaced, the CA key briefly unreadable) is
-/// reported and retried after `check_every`: a renewer that exits takes every future renewal
-/// with it. The CA is read again each round, so a rotated CA key is picked up.
+/// The daemon: a first round (failing is fatal: the flags are wrong), then sleeps until the
+/// next renewal is due (or `check_every`, whichever is first) and runs a round. A failed
+/// round after the first (a file being replaced, the CA key briefly unreadable) is reported
+/// and retried after `check_every`: a renewer that exits takes every future renewal with it.
+/// The CA is read again each round, so a rotated CA key is picked up.
+///
+/// Stops on SIGTERM (`docker stop`) or SIGINT and returns `Ok`: between rounds at once; a
+/// round in progress (a few milliseconds of file writes, each file replaced atomically) is
+/// finished first. The handlers are installed before the first round.
 fn renew_forever(
     targets: &[Keystore],
     ca: &Path,
     ca_key: &Path,
     lifetime: Duration,
     check_every: Duration,
-    mut next: i64,
-) -> ! {
-    let check_every_secs = i64::try_from(check_every.as_secs())
-        .unwrap_or(i64::MAX)
-        .max(1);
-    loop {
-        let wait = (next - unix_now()).clamp(1, check_every_secs);
-        std::thread::sleep(Duration::from_secs(wait.unsigned_abs()));
-        next = match load_ca(ca, ca_key)
-            .and_then(|ca| renew_round(targets, &ca, lifetime, false, false))
-        {
-            Ok(next) => next,
-            Err(err) => {
-                eprintln!(
-                    "zt-ca: error: {}; retrying in {}",
-                    zt_telemetry::error_line(err.as_ref()),
-                    humantime::format_duration(check_every)
-                );
-                unix_now().saturating_add(check_every_secs)
+    force: bool,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the daemon's timer and signal handling")?;
+    runtime.block_on(async {
+        let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+        let mut next = renew_round(targets, &load_ca(ca, ca_key)?, lifetime, force, true)?;
+        let check_every_secs = i64::try_from(check_every.as_secs())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        loop {
+            let wait = (next - unix_now()).clamp(1, check_every_secs);
+            let signal = tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(wait.unsigned_abs())) => None,
+                _ = term.recv() => Some("SIGTERM"),
+                _ = int.recv() => Some("SIGINT"),
+            };
+            if let Some(signal) = signal {
+                println!("zt-ca: stopping ({signal}); no renewal was in progress");
+                return Ok(());
             }
-        };
-    }
+            next = match load_ca(ca, ca_key)
+                .and_then(|ca| renew_round(targets, &ca, lifetime, false, false))
+            {
+                Ok(next) => next,
+                Err(err) => {
+                    eprintln!(
+                        "zt-ca: error: {}; retrying in {}",
+                        zt_telemetry::error_line(err.as_ref()),
+                        humantime::format_duration(check_every)
+                    );
+                    unix_now().saturating_add(check_every_secs)
+                }
+            };
+        }
+    })
 }
 
 fn unix_now() -> i64 {
