@@ -165,6 +165,28 @@ step "grpcio client -> ledger"
 log_mark=$(wc -l <"$ledger_log")
 run_step grpcio-client "$py" interop/ledger_client.py --target "localhost:$port" --certs "$pki"
 
+step "grpcio clients -> a ledger retiring connections every 2 s (GOAWAY at the maximum age)"
+age_port=$(free_port)
+age_metrics=$(free_port)
+"$bin/ledger" --listen "127.0.0.1:$age_port" --cert "$pki/ledger.pem" --key "$pki/ledger.key" \
+  --ca "$pki/ca.pem" --policy config/ledger-policy.json --max-connection-age 2s \
+  --drain-timeout 3s --metrics-listen "127.0.0.1:$age_metrics" >/dev/null 2>"$work/age-ledger.log" &
+age_pid=$!
+track "$age_pid"
+for _ in $(seq 60); do
+  timeout 5 "$bin/ledger" --listen "127.0.0.1:$age_port" --cert "$pki/ledger.pem" \
+    --key "$pki/ledger.key" --ca "$pki/ca.pem" health >/dev/null 2>&1 && break
+  sleep 0.5
+done
+run_step grpcio-age "$py" interop/ledger_age_load.py --target "localhost:$age_port" --certs "$pki" \
+  --threads 16 --seconds 8
+age_handshakes=$("$py" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+  "http://127.0.0.1:$age_metrics/metrics" 2>/dev/null |
+  awk '/^zt_tls_handshakes_total\{/ { n += $2 } END { print n + 0 }')
+line grpcio-age-conns "16+ connections replaced" "$age_handshakes handshakes in 8 s" \
+  "$([ "${age_handshakes:-0}" -ge 32 ] && echo 1 || echo 0)" | tee -a "$checks"
+stop_pid "$age_pid" || true
+
 step "the ledger's own log of those cases"
 ledger_log_check() {
   sleep 0.5 # let the ledger flush the last refusal

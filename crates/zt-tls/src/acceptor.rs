@@ -61,6 +61,11 @@ pub struct AcceptLimits {
     pub max_connections: usize,
     /// Idle time before TCP keepalive probes start, to find dead peers.
     pub tcp_keepalive: Duration,
+    /// The most a connection may live, from its handshake: after it, reads fail and the
+    /// connection ends. `None`: no bound here. A server that asks HTTP/2 to drain connections
+    /// at a maximum age (GOAWAY) sets this to that age plus the grace for in-flight calls, so a
+    /// peer that keeps a stream open past the grace is cut off.
+    pub max_connection_lifetime: Option<Duration>,
 }
 
 impl Default for AcceptLimits {
@@ -70,6 +75,7 @@ impl Default for AcceptLimits {
             max_handshakes: 128,
             max_connections: 1024,
             tcp_keepalive: Duration::from_secs(60),
+            max_connection_lifetime: None,
         }
     }
 }
@@ -141,6 +147,7 @@ async fn accept_loop(
             handshake_permit,
             connections: Arc::clone(&connections),
             deadline: limits.handshake_timeout,
+            lifetime: limits.max_connection_lifetime,
             metrics: metrics.clone(),
         };
         tokio::spawn(pending.handshake(tcp, tx.clone()));
@@ -189,6 +196,7 @@ struct Pending {
     handshake_permit: OwnedSemaphorePermit,
     connections: Arc<Semaphore>,
     deadline: Duration,
+    lifetime: Option<Duration>,
     metrics: Metrics,
 }
 
@@ -254,6 +262,9 @@ impl Pending {
                 closing: AtomicBool::new(false),
             }),
             grace: None,
+            expires: self
+                .lifetime
+                .map(|lifetime| Box::pin(tokio::time::sleep(lifetime))),
             _permit: permit,
             _open: self.metrics.connection_opened(),
         };
@@ -281,6 +292,8 @@ pub struct PeerStream {
     shared: Arc<ConnShared>,
     /// Started when the connection is told to close: reads fail once it elapses.
     grace: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The end of the connection's life ([`AcceptLimits::max_connection_lifetime`]).
+    expires: Option<Pin<Box<tokio::time::Sleep>>>,
     _permit: OwnedSemaphorePermit,
     _open: InFlight,
 }
@@ -396,6 +409,14 @@ impl AsyncRead for PeerStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(expires) = self.expires.as_mut()
+            && expires.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection closed by the server: maximum connection age and its grace passed",
+            )));
+        }
         if self.shared.closing.load(Ordering::Acquire) {
             let grace = self
                 .grace

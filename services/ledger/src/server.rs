@@ -295,6 +295,9 @@ impl Server {
                 handshake_timeout: limits.handshake_timeout,
                 max_handshakes: limits.max_handshakes,
                 max_connections: limits.max_connections,
+                // hyper sends GOAWAY at the maximum age and lets in-flight calls finish; a
+                // connection still open after the drain timeout more is closed here.
+                max_connection_lifetime: Some(self.max_connection_age + limits.drain_timeout),
                 ..AcceptLimits::default()
             },
             self.metrics.clone(),
@@ -337,8 +340,10 @@ impl Server {
             .http2_keepalive_timeout(Some(limits.keepalive_timeout))
             .initial_stream_window_size(64 * 1024)
             .initial_connection_window_size(1024 * 1024)
+            // Only the age: given a grace too, tonic 0.14 sleeps age + grace and then closes
+            // the connection without ever sending GOAWAY, failing the calls in flight. The
+            // grace is enforced by the acceptor (`max_connection_lifetime`).
             .max_connection_age(self.max_connection_age)
-            .max_connection_age_grace(limits.drain_timeout)
             .layer(self.authz)
             .add_service(ledger)
             .add_service(health_service)

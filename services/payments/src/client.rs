@@ -184,6 +184,15 @@ impl Ledger {
             if let Some(refused) = tls_refusal(&status) {
                 return Err(refused);
             }
+            if attempt < self.attempts && not_sent(&status) {
+                // The connection was being retired (GOAWAY at its maximum age) as this call
+                // went out: try again at once on the next connection, as gRPC's transparent
+                // retry (gRFC A6) does. Every ledger RPC is safe to repeat (reads, and
+                // transfers carrying their idempotency key).
+                tracing::debug!(error = %status.message(), "call not taken by a closing connection, retrying");
+                attempt += 1;
+                continue;
+            }
             if status.code() != Code::Unavailable || attempt >= self.attempts {
                 return Err(Error::Rpc(status));
             }
@@ -199,6 +208,18 @@ impl Ledger {
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
+    }
+}
+
+/// Whether `status` is the transport's, for a call a closing connection did not take: the
+/// connection went away before it was sent (hyper's "operation was canceled"), or HTTP/2
+/// refused its stream after a GOAWAY (tonic reports the h2 error as a status of its own).
+/// Neither carries a `grpc-status` from the server.
+fn not_sent(status: &Status) -> bool {
+    match status.code() {
+        Code::Cancelled => status.message() == "operation was canceled",
+        Code::Internal | Code::Unavailable => status.message().starts_with("h2 protocol error"),
+        _ => false,
     }
 }
 

@@ -537,3 +537,84 @@ async fn transfers_survive_a_ledger_restart_exactly_once() {
     );
     assert!(before >= 10 && after >= 1, "{before} before, {after} after");
 }
+
+/// Sixteen payments clients call without pause, each on its own connection, across several
+/// maximum connection ages (1 s, drain grace 3 s): each connection is sent GOAWAY, its calls
+/// in flight finish, a call the closing connection no longer takes is retried at once on the
+/// next one, and not one call fails. The handshake count shows the connections were replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_age_under_load_loses_no_call() {
+    const CLIENTS: usize = 16;
+    const RUN: Duration = Duration::from_secs(5);
+    let pki = TestPki::new("zt.example");
+    let server = pki.issue("ledger", LEDGER_ID, &["localhost"]);
+    let payments = pki.issue("payments", PAYMENTS_ID, &[]);
+    let mut config =
+        ledger::Config::with_files(&server.cert, &server.key, &pki.ca_cert(), Path::new(POLICY));
+    config.limits.max_connection_age = Some(Duration::from_secs(1));
+    config.limits.drain_timeout = Duration::from_secs(3);
+    let loaded = ledger::Server::load(config).unwrap();
+    let metrics = loaded.metrics().clone();
+    let ledger = loaded
+        .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .unwrap();
+
+    let deadline = Instant::now() + RUN;
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let config = client_config(ledger.addr, &payments, &pki.ca_cert(), &[]);
+        let me = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u64, Vec::new());
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let result = if n % 4 == 0 {
+                    me.transfer(pb::TransferRequest {
+                        idempotency_key: format!("age-{client}-{n}"),
+                        from_account: "alice".into(),
+                        to_account: "bob".into(),
+                        amount_cents: 1,
+                        memo: "age".into(),
+                    })
+                    .await
+                    .map(drop)
+                } else {
+                    me.balance("alice").await.map(drop)
+                };
+                match result {
+                    Ok(()) => ok += 1,
+                    Err(err) => failed.push(err.to_string()),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    let (mut ok, mut failed) = (0, Vec::new());
+    for task in tasks {
+        let (o, f) = task.await.unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    let handshakes: u64 = metrics
+        .encode()
+        .lines()
+        .filter(|line| line.starts_with("zt_tls_handshakes_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    println!(
+        "{ok} calls over {RUN:?} by {CLIENTS} payments clients, maximum age 1 s: {} failed, \
+         {handshakes} handshakes",
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} calls failed: {failed:?}",
+        failed.len()
+    );
+    assert!(ok > 1000, "the load ran: {ok} calls");
+    assert!(
+        handshakes >= 2 * CLIENTS as u64,
+        "connections were replaced at their age: {handshakes} handshakes"
+    );
+}

@@ -6,6 +6,8 @@
     reason = "test setup: a panic is a failed test"
 )]
 
+pub(crate) mod raw_h2;
+
 use std::io::BufRead as _;
 use std::path::Path;
 
