@@ -2,12 +2,17 @@
 //! authenticated connections for tonic's `serve_with_incoming`.
 //!
 //! tonic's own loop has no handshake timeout and no connection cap, and runs pending
-//! handshakes unbounded. Here every resource a peer can hold is bounded, with two separate
-//! caps so that unauthenticated sockets cannot starve authenticated ones:
+//! handshakes unbounded. Here every resource a peer can hold is bounded, in three stages, so
+//! that neither silent sockets nor unauthenticated ones can starve real clients:
 //!
-//! - *handshakes in progress*: accepting pauses while they are exhausted (the kernel backlog
-//!   absorbs bursts), and each handshake runs in its own task under a deadline, so a silent
-//!   socket holds a handshake slot for at most `handshake_timeout`;
+//! - *before the ClientHello*: a socket only holds a file descriptor and a small task. It must
+//!   send a complete ClientHello within `client_hello_timeout` (a real client sends it at
+//!   once); at most `max_pending` connections may be short of a finished handshake, and at
+//!   most `max_pending_per_source` from one IP address, so a slowloris from one host is refused
+//!   at the door (`source_pending_limit`) without touching anyone else's room;
+//! - *handshakes in progress* (the expensive part, after the ClientHello): at most
+//!   `max_handshakes`, each under the overall `handshake_timeout`; a socket that never sent a
+//!   ClientHello never takes one of these slots;
 //! - *established connections*: a slot is taken only once the peer has authenticated; when
 //!   none is free the new connection is refused (`connection_limit`) and the live ones are
 //!   untouched.
@@ -18,12 +23,13 @@
 //! CRL change is a reload, and a reload empties the session store, see
 //! [`crate::server_config`].)
 
+use std::collections::HashMap;
 use std::future::Future as _;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -34,7 +40,7 @@ use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -53,9 +59,17 @@ const CLOSE_GRACE: Duration = Duration::from_millis(200);
 /// Bounds on what peers can hold before and while they are connected.
 #[derive(Debug, Clone, Copy)]
 pub struct AcceptLimits {
-    /// Time a peer has to complete the TLS handshake after TCP accept.
+    /// Time a peer has to complete the TLS handshake after TCP accept (default 10 s).
     pub handshake_timeout: Duration,
-    /// Most TLS handshakes in progress at once.
+    /// Time a peer has to send its whole ClientHello after TCP accept (default 3 s).
+    pub client_hello_timeout: Duration,
+    /// Most connections short of a finished handshake at once, silent ones included
+    /// (default 8192); beyond it new sockets are refused (`pending_limit`).
+    pub max_pending: usize,
+    /// Most connections short of a finished handshake from one IP address (default 64);
+    /// beyond it that address's new sockets are refused (`source_pending_limit`).
+    pub max_pending_per_source: usize,
+    /// Most TLS handshakes in progress at once, counted from the ClientHello (default 128).
     pub max_handshakes: usize,
     /// Most established (authenticated) connections open at once.
     pub max_connections: usize,
@@ -72,6 +86,9 @@ impl Default for AcceptLimits {
     fn default() -> Self {
         Self {
             handshake_timeout: Duration::from_secs(10),
+            client_hello_timeout: Duration::from_secs(3),
+            max_pending: 8192,
+            max_pending_per_source: 64,
             max_handshakes: 128,
             max_connections: 1024,
             tcp_keepalive: Duration::from_secs(60),
@@ -109,17 +126,12 @@ async fn accept_loop(
     tx: mpsc::Sender<Result<PeerStream, io::Error>>,
 ) {
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
+    let pending = Arc::new(Semaphore::new(limits.max_pending));
+    let sources = PendingSources::new(limits.max_pending_per_source);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let keepalive = TcpKeepalive::new().with_time(limits.tcp_keepalive);
     let mut accept_errors = 0u32;
     loop {
-        let handshake_permit = tokio::select! {
-            () = tx.closed() => break,
-            permit = Arc::clone(&handshakes).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break, // the semaphore is never closed; stop rather than spin
-            },
-        };
         let (tcp, remote) = tokio::select! {
             () = tx.closed() => break,
             accepted = listener.accept() => match accepted {
@@ -137,17 +149,36 @@ async fn accept_loop(
                 }
             },
         };
+        // At the door: nothing is read, nothing is spent, before these two caps allow it.
+        let refuse_at_door = |reason: &'static str, error: &str| {
+            metrics.handshake_refused(reason);
+            tracing::warn!(target: "zt_tls::refused", peer = %remote, reason, error, "refused connection");
+        };
+        let Ok(pending_permit) = Arc::clone(&pending).try_acquire_owned() else {
+            refuse_at_door(
+                "pending_limit",
+                "too many connections short of a finished handshake",
+            );
+            continue;
+        };
+        let Some(source) = sources.enter(remote.ip()) else {
+            refuse_at_door(
+                "source_pending_limit",
+                "too many connections short of a finished handshake from this address",
+            );
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let _ = SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
         let pending = Pending {
-            acceptor: TlsAcceptor::from(tls.current().config.clone()),
+            tls: Arc::clone(&tls),
             domains: tls.files().domains.clone(),
             crls: tls.crls_cell(),
             remote,
-            handshake_permit,
+            handshakes: Arc::clone(&handshakes),
+            admission: (pending_permit, source),
             connections: Arc::clone(&connections),
-            deadline: limits.handshake_timeout,
-            lifetime: limits.max_connection_lifetime,
+            limits,
             metrics: metrics.clone(),
         };
         tokio::spawn(pending.handshake(tcp, tx.clone()));
@@ -187,34 +218,114 @@ async fn close_after_alert(mut tcp: TcpStream) {
     let _ = tokio::time::timeout(ALERT_LINGER, drain).await;
 }
 
+/// How many connections short of a finished handshake each source address has.
+#[derive(Debug, Clone)]
+struct PendingSources {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max: usize,
+}
+
+/// One source's place among the pending connections, given back when dropped.
+#[derive(Debug)]
+struct SourceSlot {
+    sources: PendingSources,
+    ip: IpAddr,
+}
+
+impl PendingSources {
+    fn new(max: usize) -> Self {
+        Self {
+            counts: Arc::default(),
+            max,
+        }
+    }
+
+    /// A slot for `ip`, or `None` if it already has `max` pending connections.
+    fn enter(&self, ip: IpAddr) -> Option<SourceSlot> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(ip).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot {
+            sources: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .sources
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// A connection between TCP accept and the end of its handshake.
 struct Pending {
-    acceptor: TlsAcceptor,
+    tls: Arc<ServerTls>,
     domains: TrustedDomains,
     crls: Arc<ArcSwap<Crls>>,
     remote: SocketAddr,
-    handshake_permit: OwnedSemaphorePermit,
+    handshakes: Arc<Semaphore>,
+    /// Its place among the connections short of a finished handshake: overall and for its
+    /// source address.
+    admission: (OwnedSemaphorePermit, SourceSlot),
     connections: Arc<Semaphore>,
-    deadline: Duration,
-    lifetime: Option<Duration>,
+    limits: AcceptLimits,
     metrics: Metrics,
 }
 
 impl Pending {
     async fn handshake(self, tcp: TcpStream, tx: mpsc::Sender<Result<PeerStream, io::Error>>) {
-        let accept = self.acceptor.accept(tcp).into_fallible();
-        let result = match tokio::time::timeout(self.deadline, accept).await {
-            Ok(Ok(tls)) => Ok(tls),
-            Ok(Err((err, tcp))) => {
-                tokio::spawn(close_after_alert(tcp));
-                Err(err)
-            }
+        let deadline = tokio::time::Instant::now() + self.limits.handshake_timeout;
+        let timed_out = |what: &str| io::Error::new(io::ErrorKind::TimedOut, what.to_owned());
+        // Stage 1: the ClientHello, holding no handshake slot.
+        let hello = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+        let first_flight =
+            deadline.min(tokio::time::Instant::now() + self.limits.client_hello_timeout);
+        let result = match tokio::time::timeout_at(first_flight, hello).await {
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "TLS handshake timed out",
+                crate::describe::ClientHelloTimeout,
             )),
+            Ok(Err(err)) => Err(err),
+            // Stage 2: the handshake proper, with a slot, under what is left of the deadline.
+            Ok(Ok(start)) => match tokio::time::timeout_at(
+                deadline,
+                Arc::clone(&self.handshakes).acquire_owned(),
+            )
+            .await
+            {
+                Err(_) => Err(timed_out("TLS handshake timed out")),
+                Ok(Err(_)) => Err(timed_out("TLS handshake timed out")), // never closed
+                Ok(Ok(slot)) => {
+                    let config = self.tls.current().config.clone();
+                    let accept = start.into_stream(config).into_fallible();
+                    let outcome = match tokio::time::timeout_at(deadline, accept).await {
+                        Ok(Ok(tls)) => Ok(tls),
+                        Ok(Err((err, tcp))) => {
+                            tokio::spawn(close_after_alert(tcp));
+                            Err(err)
+                        }
+                        Err(_) => Err(timed_out("TLS handshake timed out")),
+                    };
+                    drop(slot);
+                    outcome
+                }
+            },
         };
-        drop(self.handshake_permit);
+        drop(self.admission);
         let refuse = |reason: &'static str, error: &dyn std::fmt::Display| {
             self.metrics.handshake_refused(reason);
             tracing::warn!(
@@ -263,7 +374,8 @@ impl Pending {
             }),
             grace: None,
             expires: self
-                .lifetime
+                .limits
+                .max_connection_lifetime
                 .map(|lifetime| Box::pin(tokio::time::sleep(lifetime))),
             _permit: permit,
             _open: self.metrics.connection_opened(),

@@ -31,10 +31,18 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "client_alert",
     "not_tls",
     "handshake_timeout",
+    "client_hello_timeout",
+    "pending_limit",
+    "source_pending_limit",
     "connection_limit",
     "io",
     "tls_error",
 ];
+
+/// A socket that sent no complete ClientHello within `client_hello_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("no complete ClientHello in time")]
+pub(crate) struct ClientHelloTimeout;
 
 /// A TLS failure: what happened in a sentence, and a stable label for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +73,9 @@ impl TlsFailure {
 /// A failed handshake as the accept loop or a connector sees it: an I/O error that may
 /// carry a rustls error, or a timeout.
 pub fn describe_handshake(err: &io::Error) -> TlsFailure {
+    if err.get_ref().is_some_and(|e| e.is::<ClientHelloTimeout>()) {
+        return TlsFailure::new("client_hello_timeout", ClientHelloTimeout.to_string());
+    }
     if err.kind() == io::ErrorKind::TimedOut {
         return TlsFailure::new("handshake_timeout", "TLS handshake timed out");
     }

@@ -247,11 +247,24 @@ pub struct Limits {
     /// Time a client has to finish the TLS handshake.
     #[arg(long, env = "LEDGER_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
-    /// Most TLS handshakes in progress at once; further clients wait in the TCP backlog.
-    #[arg(long, env = "LEDGER_MAX_HANDSHAKES", default_value_t = 128)]
+    /// Time a client has to send its whole ClientHello; a socket that has not is closed
+    /// (`client_hello_timeout`) without ever holding a handshake slot.
+    #[arg(long, env = "LEDGER_CLIENT_HELLO_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub client_hello_timeout: Duration,
+    /// Most connections short of a finished handshake (silent ones included); beyond it new
+    /// sockets are refused at once (`pending_limit`).
+    #[arg(long, env = "LEDGER_MAX_PENDING", default_value_t = zt_tls::AcceptLimits::default().max_pending)]
+    pub max_pending: usize,
+    /// Most connections short of a finished handshake from one IP address; beyond it that
+    /// address's new sockets are refused at once (`source_pending_limit`).
+    #[arg(long, env = "LEDGER_MAX_PENDING_PER_SOURCE", default_value_t = zt_tls::AcceptLimits::default().max_pending_per_source)]
+    pub max_pending_per_source: usize,
+    /// Most TLS handshakes in progress at once, counted from the ClientHello; further
+    /// clients wait for a slot within their handshake timeout.
+    #[arg(long, env = "LEDGER_MAX_HANDSHAKES", default_value_t = zt_tls::AcceptLimits::default().max_handshakes)]
     pub max_handshakes: usize,
     /// Most established (authenticated) connections; beyond it new ones are refused.
-    #[arg(long, env = "LEDGER_MAX_CONNECTIONS", default_value_t = 1024)]
+    #[arg(long, env = "LEDGER_MAX_CONNECTIONS", default_value_t = zt_tls::AcceptLimits::default().max_connections)]
     pub max_connections: usize,
     /// Most concurrent HTTP/2 streams (RPCs) per connection.
     #[arg(long, env = "LEDGER_MAX_CONCURRENT_STREAMS", default_value_t = 100)]

@@ -28,6 +28,19 @@ async fn run(config: Config) -> anyhow::Result<bool> {
         None => {}
     }
     let listen = config.listen;
+    // Every pending and established connection is a descriptor: raise the soft limit to the
+    // hard one, and say so if even that cannot hold what the limits allow.
+    let wanted = config.limits.max_pending + config.limits.max_connections + 64;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted as u64 => tracing::warn!(
+            limit,
+            wanted,
+            "the open-file limit is below --max-pending + --max-connections: past it, accept \
+             fails and backs off"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
+    }
     let server = Server::load(config)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -293,6 +293,9 @@ impl Server {
             Arc::clone(&self.tls),
             AcceptLimits {
                 handshake_timeout: limits.handshake_timeout,
+                client_hello_timeout: limits.client_hello_timeout,
+                max_pending: limits.max_pending,
+                max_pending_per_source: limits.max_pending_per_source,
                 max_handshakes: limits.max_handshakes,
                 max_connections: limits.max_connections,
                 // hyper sends GOAWAY at the maximum age and lets in-flight calls finish; a
