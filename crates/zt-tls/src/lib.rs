@@ -42,10 +42,10 @@ pub use formats::Password;
 pub use probe::{Probe, probe};
 pub use server::{ServerFiles, ServerMaterial, ServerTls, server_config};
 pub use store::{
-    Binding, BundleEntry, BundleSource, CaVerdict, Keystore, LeftOut, LeftOutCa, TrustedCa,
-    Truststore, load_certs, unix_now,
+    Binding, BundleEntry, BundleSource, CaRefusal, CaVerdict, Keystore, LeftOut, LeftOutCa,
+    TrustedCa, Truststore, load_certs, unix_now,
 };
-pub use usable::{ChainUse, ca_problem, chain_verdict};
+pub use usable::{CaProblem, ChainProblem, ChainUse, ca_problem, chain_verdict};
 pub use verify::UnexpectedServer;
 
 /// The one crypto provider used everywhere (ring), so no process ever mixes two.

@@ -14,7 +14,7 @@ use zt_identity::{SpiffeId, TrustDomain, inspect_leaf};
 
 use crate::error::TlsError;
 use crate::formats::Password;
-use crate::usable::{ca_problem, intermediate_problem};
+use crate::usable::{CaProblem, ca_problem, intermediate_problem};
 
 /// A service's own identity: its certificate chain (leaf first) and the matching private key.
 #[derive(Debug, Clone)]
@@ -286,7 +286,22 @@ pub enum CaVerdict {
     /// Expired or not yet valid: left out, with a warning.
     LeftOut(LeftOut),
     /// A certificate no load accepts (it refuses the whole bundle), and why.
-    Refused(String),
+    Refused(CaRefusal),
+}
+
+/// Why loading refuses a bundle for one of its certificates.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaRefusal {
+    /// The certificate does not parse.
+    #[error("malformed certificate: {0}")]
+    Malformed(String),
+    /// It cannot serve as a CA here.
+    #[error(transparent)]
+    Unusable(#[from] CaProblem),
+    /// It cannot be bound to one trust domain (the reason says why and what to write).
+    #[error("{0}")]
+    TrustDomain(String),
 }
 
 /// How a trusted CA was bound to its trust domain.
@@ -330,7 +345,7 @@ impl BundleEntry {
             Err(e) => (
                 "?".to_owned(),
                 0,
-                CaVerdict::Refused(format!("malformed certificate: {e}")),
+                CaVerdict::Refused(CaRefusal::Malformed(e.to_string())),
             ),
             Ok((_, cert)) => {
                 let validity = cert.validity();
@@ -338,8 +353,8 @@ impl BundleEntry {
                     validity.not_before.timestamp(),
                     validity.not_after.timestamp(),
                 );
-                let verdict = if let Some(reason) = ca_problem(cert) {
-                    CaVerdict::Refused(reason)
+                let verdict = if let Some(problem) = ca_problem(cert) {
+                    CaVerdict::Refused(problem.into())
                 } else if now > until {
                     CaVerdict::LeftOut(LeftOut::Expired { not_after: until })
                 } else if now < from {
@@ -354,7 +369,7 @@ impl BundleEntry {
                                 (None, None) => Binding::OnlyDomain,
                             },
                         },
-                        Err(reason) => CaVerdict::Refused(reason),
+                        Err(reason) => CaVerdict::Refused(CaRefusal::TrustDomain(reason)),
                     }
                 };
                 (zt_identity::rfc4514(cert.subject()), until, verdict)
@@ -408,7 +423,7 @@ impl Truststore {
                 reason,
             };
             match entry.verdict {
-                CaVerdict::Refused(reason) => return Err(bad(reason)),
+                CaVerdict::Refused(reason) => return Err(bad(reason.to_string())),
                 CaVerdict::LeftOut(reason) => {
                     let ca = LeftOutCa {
                         path: entry.path,

@@ -17,25 +17,72 @@ use x509_parser::x509::AlgorithmIdentifier;
 
 use crate::store::{Keystore, Truststore};
 
+/// Why a certificate cannot serve as a CA here: [`ca_problem`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaProblem {
+    /// BasicConstraints does not say `cA=true`.
+    #[error("not a CA certificate (cA=false in basicConstraints, or no basicConstraints)")]
+    NotCa,
+    /// A KeyUsage without `keyCertSign`.
+    #[error("its KeyUsage lacks keyCertSign: it may not sign certificates")]
+    NoKeyCertSign,
+    /// A critical extension nobody here knows (RFC 5280 section 4.2).
+    #[error("unknown critical extension {0}")]
+    UnknownCriticalExtension(String),
+    /// An extension whose value does not parse.
+    #[error("extension {oid} cannot be parsed: {reason}")]
+    MalformedExtension {
+        /// The extension's OID.
+        oid: String,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// A URI name constraint (permitted or excluded), which webpki refuses.
+    #[error(
+        "it has a URI name constraint ({0}), which rustls-webpki does not evaluate: it \
+         refuses every SPIFFE certificate under this CA; issue the CA without URI name \
+         constraints"
+    )]
+    UriNameConstraint(String),
+    /// A key no algorithm of the crypto provider verifies with (its algorithm and curve).
+    #[error(
+        "its {0} key is one this build's crypto provider (ring) cannot verify signatures of; \
+         use a P-256, P-384, Ed25519 or RSA (2048 bits or more) CA key"
+    )]
+    UnsupportedKey(String),
+    /// A self-signature the crypto provider cannot verify (its algorithm).
+    #[error(
+        "it is signed with {0}, which this build's crypto provider (ring) cannot verify, so \
+         certificates it signs the same way are refused at every handshake; sign with SHA-256 \
+         or SHA-384"
+    )]
+    UnsupportedSignature(String),
+    /// No algorithm identifiers where the certificate must have them.
+    #[error("malformed certificate: no algorithm identifiers")]
+    NoAlgorithm,
+}
+
 /// Why `cert` cannot serve as a CA (a trust anchor, or an intermediate of a chain), or `None`.
-pub fn ca_problem(cert: &X509Certificate<'_>) -> Option<String> {
+pub fn ca_problem(cert: &X509Certificate<'_>) -> Option<CaProblem> {
     if !cert.is_ca() {
-        return Some(
-            "not a CA certificate (cA=false in basicConstraints, or no basicConstraints)".into(),
-        );
+        return Some(CaProblem::NotCa);
     }
     if let Ok(Some(usage)) = cert.key_usage()
         && !usage.value.key_cert_sign()
     {
-        return Some("its KeyUsage lacks keyCertSign: it may not sign certificates".into());
+        return Some(CaProblem::NoKeyCertSign);
     }
     for ext in cert.extensions() {
         match ext.parsed_extension() {
             ParsedExtension::UnsupportedExtension { .. } if ext.critical => {
-                return Some(format!("unknown critical extension {}", ext.oid));
+                return Some(CaProblem::UnknownCriticalExtension(ext.oid.to_id_string()));
             }
             ParsedExtension::ParseError { error } => {
-                return Some(format!("extension {} cannot be parsed: {error}", ext.oid));
+                return Some(CaProblem::MalformedExtension {
+                    oid: ext.oid.to_id_string(),
+                    reason: error.to_string(),
+                });
             }
             ParsedExtension::NameConstraints(constraints) => {
                 let uri = [
@@ -50,11 +97,7 @@ pub fn ca_problem(cert: &X509Certificate<'_>) -> Option<String> {
                     _ => None,
                 });
                 if let Some(uri) = uri {
-                    return Some(format!(
-                        "it has a URI name constraint ({uri}), which rustls-webpki does not \
-                         evaluate: it refuses every SPIFFE certificate under this CA; issue the \
-                         CA without URI name constraints"
-                    ));
+                    return Some(CaProblem::UriNameConstraint(uri.to_owned()));
                 }
             }
             _ => {}
@@ -62,26 +105,21 @@ pub fn ca_problem(cert: &X509Certificate<'_>) -> Option<String> {
     }
     let algorithms = crate::crypto_provider().signature_verification_algorithms;
     let (Some(key), Some(signature)) = (spki_algorithm(cert), signature_algorithm(cert)) else {
-        return Some("malformed certificate: no algorithm identifiers".into());
+        return Some(CaProblem::NoAlgorithm);
     };
     if !algorithms
         .all
         .iter()
         .any(|alg| alg.public_key_alg_id().as_ref() == key)
     {
-        return Some(format!(
-            "its {} key is one this build's crypto provider (ring) cannot verify signatures \
-             of; use a P-256, P-384, Ed25519 or RSA (2048 bits or more) CA key",
-            key_name(&cert.public_key().algorithm)
-        ));
+        return Some(CaProblem::UnsupportedKey(key_name(
+            &cert.public_key().algorithm,
+        )));
     }
     if !supports(&algorithms, key, signature) {
-        return Some(format!(
-            "it is signed with {}, which this build's crypto provider (ring) cannot verify, so \
-             certificates it signs the same way are refused at every handshake; sign with \
-             SHA-256 or SHA-384",
-            algorithm_name(&cert.signature_algorithm)
-        ));
+        return Some(CaProblem::UnsupportedSignature(algorithm_name(
+            &cert.signature_algorithm,
+        )));
     }
     None
 }
@@ -141,16 +179,21 @@ pub(crate) fn verify_chain(
     Ok(true)
 }
 
-/// What a peer holding `truststore` would make of `chain` presented as `usage`, in words:
-/// `Ok(true)` it chains to a CA of `trust_domain`, `Ok(false)` no CA of that domain is in the
-/// truststore, or the reason webpki refuses it. For `zt-ca inspect --chain`.
+/// Why a peer would refuse a chain: webpki's refusal, said in words by its `Display`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", chain_problem(.0))]
+pub struct ChainProblem(webpki::Error);
+
+/// What a peer holding `truststore` would make of `chain` presented as `usage`: `Ok(true)` it
+/// chains to a CA of `trust_domain`, `Ok(false)` the truststore has no CA of that domain, or
+/// why webpki refuses it. For `zt-ca inspect --chain`.
 pub fn chain_verdict(
     chain: &[rustls_pki_types::CertificateDer<'_>],
     trust_domain: &str,
     truststore: &Truststore,
     usage: ChainUse,
-) -> Result<bool, String> {
-    verify_chain(chain, trust_domain, truststore, usage).map_err(|e| chain_problem(&e))
+) -> Result<bool, ChainProblem> {
+    verify_chain(chain, trust_domain, truststore, usage).map_err(ChainProblem)
 }
 
 /// Refuses a keystore whose own chain peers holding `truststore` would refuse, naming `path`.
