@@ -202,6 +202,28 @@ async fn the_connection_cap_refuses_the_next_client_and_frees_its_slots() {
     .await;
 }
 
+/// `n` real clients one after the other, each a new connection (TCP, mTLS handshake) and one
+/// GetBalance; returns the p50 and p99 of that whole time, in microseconds. Panics if one is
+/// not served.
+async fn real_clients(
+    addr: SocketAddr,
+    config: &Arc<rustls::ClientConfig>,
+    n: usize,
+) -> (u128, u128) {
+    let mut micros = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let channel = zt_testkit::config_channel(addr, Arc::clone(config));
+        LedgerClient::new(channel)
+            .get_balance(balance())
+            .await
+            .expect("a real client is served");
+        micros.push(started.elapsed().as_micros());
+    }
+    micros.sort_unstable();
+    (micros[n / 2], micros[n * 99 / 100])
+}
+
 /// Silent sockets and garbage speakers cannot starve real clients: while 60 sockets say
 /// nothing and 30 send HTTP/1.1 to the TLS port, new mTLS clients still connect and get
 /// answers; the garbage is refused at once, the silent ones are reaped when their ClientHello
@@ -214,20 +236,7 @@ async fn a_handshake_flood_does_not_starve_real_clients() {
     cfg.limits.handshake_timeout = Duration::from_secs(1);
     let (server, metrics) = start_with(cfg).await;
     let config = zt_testkit::mtls_config(&p.payments, &p.pki.ca_cert(), LEDGER_ID);
-    let sample = async |n: usize| {
-        let mut micros = Vec::with_capacity(n);
-        for _ in 0..n {
-            let started = Instant::now();
-            let channel = zt_testkit::config_channel(server.addr, Arc::clone(&config));
-            LedgerClient::new(channel)
-                .get_balance(balance())
-                .await
-                .expect("a real client is served");
-            micros.push(started.elapsed().as_micros());
-        }
-        micros.sort_unstable();
-        (micros[n / 2], micros[n * 99 / 100])
-    };
+    let sample = async |n: usize| real_clients(server.addr, &config, n).await;
     let quiet = sample(100).await;
 
     let mut silent = Vec::new();
@@ -390,20 +399,7 @@ async fn silent_sockets_above_every_cap_cost_real_clients_nothing() {
     cfg.limits.handshake_timeout = Duration::from_secs(20);
     let (server, metrics) = start_with(cfg).await;
     let config = zt_testkit::mtls_config(&p.payments, &p.pki.ca_cert(), LEDGER_ID);
-    let sample = async |n: usize| {
-        let mut micros = Vec::with_capacity(n);
-        for _ in 0..n {
-            let started = Instant::now();
-            let channel = zt_testkit::config_channel(server.addr, Arc::clone(&config));
-            LedgerClient::new(channel)
-                .get_balance(balance())
-                .await
-                .expect("a real client is served");
-            micros.push(started.elapsed().as_micros());
-        }
-        micros.sort_unstable();
-        (micros[n / 2], micros[n * 99 / 100])
-    };
+    let sample = async |n: usize| real_clients(server.addr, &config, n).await;
     let quiet = sample(SAMPLES).await;
 
     let from = async |host: u8| {
