@@ -19,6 +19,8 @@ use zt_proto::ledger::v1::ledger_client::LedgerClient;
 use zt_tls::MtlsConnector;
 use zt_tls::Probe;
 
+use crate::Error;
+
 /// One intrusion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Attack {
@@ -40,6 +42,10 @@ pub enum Attack {
     /// As payments, call an impostor posing as the ledger with a genuine certificate of another
     /// workload (spoofing / on-path): payments must refuse it.
     SpoofedServer,
+    /// Rapid trial and error: thousands of handshakes, each with a freshly forged certificate
+    /// (self-signed or rogue-CA ones claiming payments' SPIFFE ID, random ones), while
+    /// payments' own calls must keep working (see [`crate::brute`]).
+    BruteForce,
 }
 
 /// Where to attack and with what.
@@ -56,8 +62,11 @@ pub struct Target {
     pub cert: Option<PathBuf>,
     /// Its key.
     pub key: Option<PathBuf>,
-    /// The truststore of that identity.
+    /// The truststore of that identity (for `brute-force`: the real CA, whose name the rogue
+    /// CA copies).
     pub ca: PathBuf,
+    /// How hard `brute-force` tries.
+    pub brute_force: crate::brute::Options,
 }
 
 /// The outcome of one attack.
@@ -82,6 +91,7 @@ pub async fn run(attack: Attack, target: &Target) -> Verdict {
         Attack::Plaintext => plaintext(target).await,
         Attack::MaliciousRequest => malicious_request(target).await,
         Attack::SpoofedServer => spoofed_server(target).await,
+        Attack::BruteForce => crate::brute::run(target, &target.brute_force).await,
     }
 }
 
@@ -256,7 +266,8 @@ fn payments_config(target: &Target) -> payments::Config {
     ] as [&std::ffi::OsStr; 10])
 }
 
-fn chain(status: &Status) -> String {
+/// A gRPC status with its sources, in one line.
+pub(crate) fn chain(status: &Status) -> String {
     let mut text = format!(
         "{}: {}",
         zt_tls::grpc_code_name(status.code()),
@@ -271,9 +282,13 @@ fn chain(status: &Status) -> String {
     text
 }
 
-fn genuine_channel(target: &Target) -> anyhow::Result<Channel> {
+/// A channel to the target as the genuine identity `target.cert`/`key`, verifying the server.
+pub(crate) fn genuine_channel(target: &Target) -> Result<Channel, Error> {
     let (Some(cert), Some(key)) = (&target.cert, &target.key) else {
-        anyhow::bail!("needs a genuine identity (--cert, --key)");
+        return Err(Error::File {
+            path: PathBuf::from("--cert/--key"),
+            reason: "needs a genuine identity".into(),
+        });
     };
     let keystore = zt_tls::Keystore::load(cert, key)?;
     let truststore = zt_tls::Truststore::load(&target.ca)?;
@@ -285,7 +300,7 @@ fn genuine_channel(target: &Target) -> anyhow::Result<Channel> {
     ))
 }
 
-fn attacker_config(identity: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+fn attacker_config(identity: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Error> {
     let provider = zt_tls::crypto_provider();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()?
@@ -293,9 +308,15 @@ fn attacker_config(identity: Option<&Path>) -> anyhow::Result<Arc<rustls::Client
         .with_custom_certificate_verifier(Arc::new(TrustAnything(provider)));
     let mut config = match identity {
         Some(base) => {
-            let chain = CertificateDer::pem_file_iter(base.with_extension("pem"))?
-                .collect::<Result<Vec<_>, _>>()?;
-            let key = PrivateKeyDer::from_pem_file(base.with_extension("key"))?;
+            let (cert, key) = (base.with_extension("pem"), base.with_extension("key"));
+            let bad = |path: &Path, e: rustls_pki_types::pem::Error| Error::File {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            };
+            let chain = CertificateDer::pem_file_iter(&cert)
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(|e| bad(&cert, e))?;
+            let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| bad(&key, e))?;
             builder.with_client_auth_cert(chain, key)?
         }
         None => builder.with_no_client_auth(),
@@ -306,7 +327,7 @@ fn attacker_config(identity: Option<&Path>) -> anyhow::Result<Arc<rustls::Client
 
 /// An attacker does not care who the server is.
 #[derive(Debug)]
-struct TrustAnything(Arc<CryptoProvider>);
+pub(crate) struct TrustAnything(pub(crate) Arc<CryptoProvider>);
 
 impl ServerCertVerifier for TrustAnything {
     fn verify_server_cert(

@@ -6,6 +6,12 @@
 //! - [`attack::run`]: one intrusion from the source article; its [`attack::Verdict`] is
 //!   `Blocked` only when the refusal came from the defence (a TLS alert, a
 //!   `PERMISSION_DENIED`, a refused server identity), never from the target being unreachable.
+//! - [`brute::attack`]: brute force, thousands of forged certificates while the genuine
+//!   client's latency is watched.
 
 pub mod attack;
+pub mod brute;
+mod error;
 pub mod pki;
+
+pub use error::Error;

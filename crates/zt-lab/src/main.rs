@@ -18,6 +18,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once, never moved around")]
 enum Command {
     /// Write the lab's PKI: one directory per container (see the zt-lab crate docs).
     Pki {
@@ -52,9 +53,25 @@ enum Command {
         /// Its private key.
         #[arg(long, env = "ZT_LAB_KEY")]
         key: Option<PathBuf>,
-        /// Its truststore.
+        /// Its truststore (for brute-force: the real CA, whose name the rogue CA copies).
         #[arg(long, env = "ZT_LAB_CA", default_value = "/pki/intruder/ca.pem")]
         ca: PathBuf,
+        /// brute-force: handshakes to attempt, each with a freshly forged certificate.
+        #[arg(long, env = "ZT_LAB_ATTEMPTS", default_value_t = 2000)]
+        attempts: usize,
+        /// brute-force: handshakes in flight at once.
+        #[arg(long, env = "ZT_LAB_CONCURRENCY", default_value_t = 8)]
+        concurrency: usize,
+        /// brute-force: stop here, finished or not (unfinished is inconclusive).
+        #[arg(long, env = "ZT_LAB_DEADLINE", default_value = "60s", value_parser = humantime::parse_duration)]
+        deadline: Duration,
+        /// brute-force, with a genuine identity: how often it calls GetBalance, during the
+        /// quiet windows and the attack bursts alike.
+        #[arg(long, env = "ZT_LAB_CALL_EVERY", default_value = "2ms", value_parser = humantime::parse_duration)]
+        call_every: Duration,
+        /// brute-force: bursts the attempts are split into, each after a quiet window.
+        #[arg(long, env = "ZT_LAB_ROUNDS", default_value_t = 4)]
+        rounds: usize,
     },
 }
 
@@ -84,6 +101,11 @@ async fn main() -> ExitCode {
             cert,
             key,
             ca,
+            attempts,
+            concurrency,
+            deadline,
+            call_every,
+            rounds,
         } => {
             let name = clap::ValueEnum::to_possible_value(&attack)
                 .map_or_else(|| format!("{attack:?}"), |v| v.get_name().to_owned());
@@ -94,6 +116,14 @@ async fn main() -> ExitCode {
                 cert,
                 key,
                 ca,
+                brute_force: zt_lab::brute::Options {
+                    attempts,
+                    concurrency,
+                    deadline,
+                    call_every,
+                    rounds,
+                    ..zt_lab::brute::Options::default()
+                },
             };
             match attack::run(attack, &target).await {
                 Verdict::Blocked(how) => {
