@@ -569,7 +569,7 @@ async fn connection_age_under_load_loses_no_call() {
             let mut n = 0u64;
             while Instant::now() < deadline {
                 n += 1;
-                let result = if n % 4 == 0 {
+                let result = if n.is_multiple_of(4) {
                     me.transfer(pb::TransferRequest {
                         idempotency_key: format!("age-{client}-{n}"),
                         from_account: "alice".into(),
