@@ -74,7 +74,7 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// How often to check the certificate, key, CA, CRL and policy files for changes (SIGHUP
     /// reloads at once).
-    #[arg(long, env = "LEDGER_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LEDGER_RELOAD_INTERVAL", default_value = duration(zt_server::DEFAULT_RELOAD_INTERVAL), value_parser = humantime::parse_duration)]
     pub reload_interval: Duration,
     /// Trust domains clients may come from (repeat the flag, or comma-separate).
     #[arg(
@@ -118,6 +118,28 @@ impl Config {
                 ..bundle.clone()
             })
             .collect()
+    }
+
+    /// The library's configuration these flags describe: the TLS files with their passwords
+    /// and trust domains, the policies, reload, metrics and every limit.
+    pub fn server_config(&self) -> zt_server::ServerConfig {
+        zt_server::ServerConfig {
+            name: "ledger".to_owned(),
+            tls: zt_tls::ServerFiles {
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+                keystore_password: self.keystore_password(),
+                bundles: self.truststore(),
+                crls: self.crls.clone(),
+                domains: zt_identity::TrustedDomains::new(self.trust_domains.iter().cloned()),
+            },
+            policy: self.policy.clone(),
+            shadow_policy: self.shadow_policy.clone(),
+            strict_policy: self.strict_policy,
+            reload_interval: self.reload_interval,
+            metrics_listen: self.metrics_listen,
+            limits: self.limits.server_limits(),
+        }
     }
 
     /// A configuration with every default but the four files, as if given on the command line.
@@ -240,49 +262,61 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
 }
 
-/// Bounds on everything a peer can hold. Defaults follow common hardening guidance; tonic's
-/// own defaults leave several of these unlimited.
+/// The default of a duration flag, as humantime writes it ("10s"), from the library's
+/// default so that it is written once.
+fn duration(value: Duration) -> String {
+    humantime::format_duration(value).to_string()
+}
+
+/// The library's limits, where each default is written.
+fn defaults() -> zt_server::Limits {
+    zt_server::Limits::default()
+}
+
+/// Bounds on everything a peer can hold: the flags of [`zt_server::Limits`] (whose defaults
+/// they show) and the ledger's message size. The HTTP/2 reset caps and flow-control windows
+/// have no flag: they stay at the library's defaults.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Limits {
     /// Time a client has to finish the TLS handshake.
-    #[arg(long, env = "LEDGER_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LEDGER_HANDSHAKE_TIMEOUT", default_value = duration(defaults().handshake_timeout), value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
     /// Time a client has to send its whole ClientHello; a socket that has not is closed
     /// (`client_hello_timeout`) without ever holding a handshake slot.
-    #[arg(long, env = "LEDGER_CLIENT_HELLO_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LEDGER_CLIENT_HELLO_TIMEOUT", default_value = duration(defaults().client_hello_timeout), value_parser = humantime::parse_duration)]
     pub client_hello_timeout: Duration,
     /// Most connections short of a finished handshake (silent ones included); beyond it new
     /// sockets are refused at once (`pending_limit`).
-    #[arg(long, env = "LEDGER_MAX_PENDING", default_value_t = zt_tls::AcceptLimits::default().max_pending)]
+    #[arg(long, env = "LEDGER_MAX_PENDING", default_value_t = defaults().max_pending)]
     pub max_pending: usize,
     /// Most connections short of a finished handshake from one IP address; beyond it that
     /// address's new sockets are refused at once (`source_pending_limit`).
-    #[arg(long, env = "LEDGER_MAX_PENDING_PER_SOURCE", default_value_t = zt_tls::AcceptLimits::default().max_pending_per_source)]
+    #[arg(long, env = "LEDGER_MAX_PENDING_PER_SOURCE", default_value_t = defaults().max_pending_per_source)]
     pub max_pending_per_source: usize,
     /// Most TLS handshakes in progress at once, counted from the ClientHello; further
     /// clients wait for a slot within their handshake timeout.
-    #[arg(long, env = "LEDGER_MAX_HANDSHAKES", default_value_t = zt_tls::AcceptLimits::default().max_handshakes)]
+    #[arg(long, env = "LEDGER_MAX_HANDSHAKES", default_value_t = defaults().max_handshakes)]
     pub max_handshakes: usize,
     /// Most established (authenticated) connections; beyond it new ones are refused.
-    #[arg(long, env = "LEDGER_MAX_CONNECTIONS", default_value_t = zt_tls::AcceptLimits::default().max_connections)]
+    #[arg(long, env = "LEDGER_MAX_CONNECTIONS", default_value_t = defaults().max_connections)]
     pub max_connections: usize,
     /// Most concurrent HTTP/2 streams (RPCs) per connection.
-    #[arg(long, env = "LEDGER_MAX_CONCURRENT_STREAMS", default_value_t = 100)]
+    #[arg(long, env = "LEDGER_MAX_CONCURRENT_STREAMS", default_value_t = defaults().max_concurrent_streams)]
     pub max_concurrent_streams: u32,
     /// Largest request header block (metadata), bytes.
-    #[arg(long, env = "LEDGER_MAX_HEADER_LIST_SIZE", default_value_t = 16 * 1024)]
+    #[arg(long, env = "LEDGER_MAX_HEADER_LIST_SIZE", default_value_t = defaults().max_header_list_size)]
     pub max_header_list_size: u32,
     /// Largest gRPC message accepted or sent, bytes.
-    #[arg(long, env = "LEDGER_MAX_MESSAGE_SIZE", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, env = "LEDGER_MAX_MESSAGE_SIZE", default_value_t = zt_server::DEFAULT_MAX_MESSAGE_SIZE)]
     pub max_message_size: usize,
     /// Deadline for each RPC, whatever the client asks.
-    #[arg(long, env = "LEDGER_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LEDGER_REQUEST_TIMEOUT", default_value = duration(defaults().request_timeout), value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
     /// HTTP/2 PING interval, to find dead peers.
-    #[arg(long, env = "LEDGER_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LEDGER_KEEPALIVE_INTERVAL", default_value = duration(defaults().keepalive_interval), value_parser = humantime::parse_duration)]
     pub keepalive_interval: Duration,
     /// How long a PING may go unanswered before the connection is closed.
-    #[arg(long, env = "LEDGER_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LEDGER_KEEPALIVE_TIMEOUT", default_value = duration(defaults().keepalive_timeout), value_parser = humantime::parse_duration)]
     pub keepalive_timeout: Duration,
     /// Close connections (gracefully) after this long, so clients re-handshake and pick up
     /// rotated certificates. Default: one hour, or half the server certificate's remaining
@@ -290,6 +324,84 @@ pub struct Limits {
     #[arg(long, env = "LEDGER_MAX_CONNECTION_AGE", value_parser = humantime::parse_duration)]
     pub max_connection_age: Option<Duration>,
     /// On shutdown, how long in-flight RPCs may take to finish.
-    #[arg(long, env = "LEDGER_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LEDGER_DRAIN_TIMEOUT", default_value = duration(defaults().drain_timeout), value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+}
+
+impl Limits {
+    /// The library's limits these flags set; the rest at their defaults.
+    pub fn server_limits(&self) -> zt_server::Limits {
+        zt_server::Limits {
+            handshake_timeout: self.handshake_timeout,
+            client_hello_timeout: self.client_hello_timeout,
+            max_pending: self.max_pending,
+            max_pending_per_source: self.max_pending_per_source,
+            max_handshakes: self.max_handshakes,
+            max_connections: self.max_connections,
+            max_concurrent_streams: self.max_concurrent_streams,
+            max_header_list_size: self.max_header_list_size,
+            request_timeout: self.request_timeout,
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
+            max_connection_age: self.max_connection_age,
+            drain_timeout: self.drain_timeout,
+            ..zt_server::Limits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Config {
+        Config::with_files(
+            Path::new("cert.pem"),
+            Path::new("cert.key"),
+            Path::new("ca.pem"),
+            Path::new("policy.json"),
+        )
+    }
+
+    #[test]
+    fn flag_defaults_are_the_librarys() {
+        let config = defaults();
+        assert_eq!(config.limits.server_limits(), zt_server::Limits::default());
+        assert_eq!(
+            config.limits.max_message_size,
+            zt_server::DEFAULT_MAX_MESSAGE_SIZE
+        );
+        let server = config.server_config();
+        assert_eq!(server.reload_interval, zt_server::DEFAULT_RELOAD_INTERVAL);
+        assert_eq!(server.limits, zt_server::Limits::default());
+        assert_eq!(server.name, "ledger");
+        assert!(!server.strict_policy);
+        assert_eq!(server.shadow_policy, None);
+        assert_eq!(server.metrics_listen, None);
+    }
+
+    #[test]
+    fn every_flag_reaches_the_server_configuration() {
+        let mut config = defaults();
+        config.limits.max_connections = 3;
+        config.limits.max_connection_age = Some(Duration::from_secs(7));
+        config.limits.drain_timeout = Duration::from_secs(1);
+        config.strict_policy = true;
+        config.reload_interval = Duration::from_millis(100);
+        let server = config.server_config();
+        assert_eq!(server.limits.max_connections, 3);
+        assert_eq!(
+            server.limits.max_connection_age,
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(server.limits.drain_timeout, Duration::from_secs(1));
+        assert!(server.strict_policy);
+        assert_eq!(server.reload_interval, Duration::from_millis(100));
+        assert_eq!(server.tls.cert, Path::new("cert.pem"));
+        assert_eq!(server.policy, Path::new("policy.json"));
+        assert_eq!(
+            server.tls.domains.domains(),
+            [TrustDomain::new("zt.example").unwrap()]
+        );
+    }
 }

@@ -24,4 +24,5 @@ pub mod service;
 pub use config::{Command, Config, PolicyCommand};
 pub use error::Error;
 pub use health::probe;
-pub use server::{Background, Server, load_policy, served_methods};
+pub use server::{Background, Server, served_methods};
+pub use zt_server::load_policy;

@@ -8,7 +8,8 @@ use zt_identity::TrustedDomains;
 
 use crate::config::{Config, Expected, PolicyCommand};
 use crate::error::Error;
-use crate::server::{load_policy, served_methods};
+use crate::server::served_methods;
+use zt_server::load_policy;
 
 /// Runs one policy command, printing its report. `Ok(false)`: the report found a problem.
 pub fn run(config: &Config, command: &PolicyCommand) -> Result<bool, Error> {
