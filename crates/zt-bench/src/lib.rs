@@ -1,8 +1,8 @@
 //! The benchmark harness of issue 6 (see `BENCHMARKS.md`).
 //!
 //! - [`server`]: one echo server whose transport is a [`Variant`]: plaintext HTTP/2, mutual
-//!   TLS, or mutual TLS with the authorization layer, built from the same crates and settings
-//!   as the ledger, so the variants differ only in what is measured.
+//!   TLS, or mutual TLS with the authorization layer: the last is `zt_server`'s stack, the
+//!   ledger's, and the others take its limits, so the variants differ only in what is measured.
 //! - [`load`]: a load generator (connections × in-flight RPCs, warm-up, fixed duration) that
 //!   reports RPS, latency percentiles and the server's CPU time per RPC.
 //! - [`handshake`]: handshake costs in memory against the crypto limit measured on this CPU.
@@ -56,9 +56,9 @@ pub enum BenchError {
     /// TLS material could not be loaded.
     #[error(transparent)]
     Tls(#[from] zt_tls::TlsError),
-    /// The policy did not compile.
+    /// The hardened server (`mtls-authz`) could not load or serve.
     #[error(transparent)]
-    Policy(#[from] zt_authz::PolicyError),
+    Server(#[from] zt_server::Error),
     /// The server or a connection failed.
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),

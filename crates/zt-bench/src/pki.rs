@@ -24,7 +24,8 @@ pub struct BenchPki {
 }
 
 impl BenchPki {
-    /// Writes a fresh set into `dir`: `ca.pem`, `server.pem/.key`, `client.pem/.key`.
+    /// Writes a fresh set into `dir`: `ca.pem`, `server.pem/.key`, `client.pem/.key`, and the
+    /// policy (`policy.json`).
     pub fn create(dir: &Path) -> Result<Self, BenchError> {
         let ca = Ca::generate(
             &TrustDomain::new(TRUST_DOMAIN)?,
@@ -41,7 +42,9 @@ impl BenchPki {
             bundle.add_leaf(&dir.join(name), ca.issue(&request)?);
         }
         bundle.write(true)?;
-        Ok(Self::open(dir))
+        let pki = Self::open(dir);
+        pki.write_policy()?;
+        Ok(pki)
     }
 
     /// The set already written in `dir`.
@@ -54,6 +57,33 @@ impl BenchPki {
     /// The CA certificate (both sides' truststore).
     pub fn ca(&self) -> PathBuf {
         self.dir.join("ca.pem")
+    }
+
+    /// The policy of the `mtls-authz` variant, written into the directory if it is not
+    /// there yet: the load generator may echo, nobody else anything. Returns its path.
+    pub fn write_policy(&self) -> Result<PathBuf, BenchError> {
+        let path = self.dir.join("policy.json");
+        if !path.exists() {
+            let json = serde_json::json!({
+                "name": "bench",
+                "deny_rules": [{
+                    "name": "nobody-else",
+                    "source": {"principals": ["spiffe://bench.example/intruder"]},
+                }],
+                "allow_rules": [{
+                    "name": "load-generator-echoes",
+                    "source": {"principals": [CLIENT_ID]},
+                    "request": {"paths": ["/bench.v1.Echo/Echo"]},
+                }],
+            });
+            // Written aside and renamed, so a server starting meanwhile reads all or none.
+            let aside = self
+                .dir
+                .join(format!(".policy.json.{}", std::process::id()));
+            std::fs::write(&aside, json.to_string())?;
+            std::fs::rename(&aside, &path)?;
+        }
+        Ok(path)
     }
 
     /// Certificate and key of `server` or `client`.
