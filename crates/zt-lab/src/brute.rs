@@ -44,6 +44,10 @@ pub struct Options {
     pub attempts: usize,
     /// Handshakes in flight at once.
     pub concurrency: usize,
+    /// Handshakes started per second, at most: thousands in a bounded time, paced so that
+    /// the comparison measures the server's defence rather than the attacker's own use of
+    /// the CPU it shares with the server and the genuine client on one host.
+    pub rate: u32,
     /// The attack stops here, finished or not (unfinished is inconclusive).
     pub deadline: Duration,
     /// Bursts the attempts are split into, each after a quiet window.
@@ -61,6 +65,7 @@ impl Default for Options {
         Self {
             attempts: 2000,
             concurrency: 8,
+            rate: 400,
             deadline: Duration::from_secs(60),
             rounds: 4,
             quiet_calls: 400,
@@ -115,7 +120,8 @@ pub enum Outcome {
     Refused(String),
     /// The server completed the handshake and started talking: the forgery got in.
     Accepted,
-    /// Closed without an alert.
+    /// Closed without an alert: refused at the door (the server hung up before any TLS,
+    /// as it does to an address whose handshakes keep failing).
     Closed,
     /// No verdict: connect failed, or no answer in time.
     Failed(String),
@@ -201,7 +207,8 @@ impl Report {
         ))
     }
 
-    /// Blocked only if every handshake was refused with a TLS alert, all of them within the
+    /// Blocked only if every handshake was refused (with a TLS alert, or closed at the door
+    /// before any TLS), all of them within the
     /// deadline, and (when measured) the genuine identity's calls all succeeded under attack
     /// with a p99 within [`Options::max_slowdown`] of the quiet one.
     pub fn verdict(&self) -> Verdict {
@@ -213,10 +220,10 @@ impl Report {
                 self.by_forgery()
             ));
         }
-        let refused = self.count(|o| matches!(o, Outcome::Refused(_)));
+        let refused = self.count(|o| matches!(o, Outcome::Refused(_) | Outcome::Closed));
         if refused < tried {
             return Verdict::Inconclusive(format!(
-                "{} of {tried} handshakes ended without a TLS alert: {}",
+                "{} of {tried} handshakes got no answer: {}",
                 tried - refused,
                 self.by_forgery()
             ));
@@ -230,11 +237,13 @@ impl Report {
         }
         let mut how = format!(
             "{tried} forged client certificates, each on a fresh P-256 key (minted in {}), in {} \
-             ({:.0}/s, {} at a time): every one refused during the TLS handshake: {}",
+             ({:.0}/s, {} at a time, paced at {}/s): every one refused, during the TLS handshake or, once \
+             this address had failed too often, at the door: {}",
             seconds(self.minted_in),
             seconds(self.attack_took),
             tried as f64 / self.attack_took.as_secs_f64().max(1e-9),
             self.options.concurrency,
+            self.options.rate,
             self.by_forgery()
         );
         let (Some(quiet), Some(attacked)) = (&self.quiet, &self.under_attack) else {
@@ -281,7 +290,7 @@ impl Report {
             let outcome = match outcome {
                 Outcome::Refused(alert) => alert.clone(),
                 Outcome::Accepted => "ACCEPTED".into(),
-                Outcome::Closed => "closed without an alert".into(),
+                Outcome::Closed => "closed at the door".into(),
                 Outcome::Failed(why) => format!("no verdict ({why})"),
             };
             parts.push(format!("{} {n} {outcome}", forgery.name()));
@@ -367,15 +376,27 @@ pub async fn attack(target: &Target, options: &Options) -> Result<Report, Error>
         };
         let started = Instant::now();
         let queue = Arc::new(Mutex::new(batch.into_iter()));
+        // The next moment a handshake may start, shared by the workers: the pace.
+        let pace = Duration::from_secs_f64(1.0 / f64::from(options.rate.max(1)));
+        let next_start = Arc::new(Mutex::new(tokio::time::Instant::now()));
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..options.concurrency.max(1) {
             let (queue, host) = (Arc::clone(&queue), host.clone());
+            let next_start = Arc::clone(&next_start);
             workers.spawn(async move {
                 let mut seen = Vec::new();
                 while tokio::time::Instant::now() < deadline {
-                    // The lock is held only to take the next certificate.
+                    // The locks are held only to take the next certificate and start time.
                     let next = queue.lock().ok().and_then(|mut q| q.next());
                     let Some((kind, config)) = next else { break };
+                    let start = next_start.lock().ok().map(|mut at| {
+                        let start = (*at).max(tokio::time::Instant::now());
+                        *at = start + pace;
+                        start
+                    });
+                    if let Some(start) = start {
+                        tokio::time::sleep_until(start).await;
+                    }
                     let outcome = tokio::time::timeout(
                         Duration::from_secs(5),
                         zt_tls::probe(&host, port, config, Duration::from_secs(3)),

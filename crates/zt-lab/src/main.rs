@@ -60,8 +60,11 @@ enum Command {
         #[arg(long, env = "ZT_LAB_ATTEMPTS", default_value_t = 2000)]
         attempts: usize,
         /// brute-force: handshakes in flight at once.
-        #[arg(long, env = "ZT_LAB_CONCURRENCY", default_value_t = 8)]
+        #[arg(long, env = "ZT_LAB_CONCURRENCY", default_value_t = zt_lab::brute::Options::default().concurrency)]
         concurrency: usize,
+        /// brute-force: handshakes started per second, at most.
+        #[arg(long, env = "ZT_LAB_RATE", default_value_t = zt_lab::brute::Options::default().rate)]
+        rate: u32,
         /// brute-force: stop here, finished or not (unfinished is inconclusive).
         #[arg(long, env = "ZT_LAB_DEADLINE", default_value = "60s", value_parser = humantime::parse_duration)]
         deadline: Duration,
@@ -103,6 +106,7 @@ async fn main() -> ExitCode {
             ca,
             attempts,
             concurrency,
+            rate,
             deadline,
             call_every,
             rounds,
@@ -119,6 +123,7 @@ async fn main() -> ExitCode {
                 brute_force: zt_lab::brute::Options {
                     attempts,
                     concurrency,
+                    rate,
                     deadline,
                     call_every,
                     rounds,

@@ -95,6 +95,13 @@ pub struct Limits {
     /// Most established (authenticated) connections; beyond it new ones are refused.
     /// Default 1024.
     pub max_connections: usize,
+    /// Failed authentications (a certificate refused, or none) one IP address may have in a
+    /// burst before its new connections are refused at the door (`source_failure_limit`),
+    /// without TLS work: brute force from one host costs almost nothing. Behind a TCP proxy
+    /// every client shares its address: raise it there. Default 32.
+    pub max_failed_handshakes_per_source: u32,
+    /// How often an address past its burst gets one more try. Default 500 ms.
+    pub failed_handshake_refill: Duration,
     /// Most concurrent HTTP/2 streams (RPCs) per connection. Default 100.
     pub max_concurrent_streams: u32,
     /// Largest request header block (metadata), in bytes. Default 16 KiB.
@@ -137,6 +144,8 @@ impl Default for Limits {
             max_pending_per_source: accept.max_pending_per_source,
             max_handshakes: accept.max_handshakes,
             max_connections: accept.max_connections,
+            max_failed_handshakes_per_source: accept.max_failed_handshakes_per_source,
+            failed_handshake_refill: accept.failed_handshake_refill,
             max_concurrent_streams: 100,
             max_header_list_size: 16 * 1024,
             request_timeout: Duration::from_secs(30),
@@ -178,6 +187,8 @@ impl Limits {
             max_pending_per_source: self.max_pending_per_source,
             max_handshakes: self.max_handshakes,
             max_connections: self.max_connections,
+            max_failed_handshakes_per_source: self.max_failed_handshakes_per_source,
+            failed_handshake_refill: self.failed_handshake_refill,
             max_connection_lifetime: Some(max_connection_age + self.drain_timeout),
             ..AcceptLimits::default()
         }

@@ -9,7 +9,10 @@
 //!   send a complete ClientHello within `client_hello_timeout` (a real client sends it at
 //!   once); at most `max_pending` connections may be short of a finished handshake, and at
 //!   most `max_pending_per_source` from one IP address, so a slowloris from one host is refused
-//!   at the door (`source_pending_limit`) without touching anyone else's room;
+//!   at the door (`source_pending_limit`) without touching anyone else's room; an address
+//!   whose handshakes keep failing (brute force with forged certificates) is refused at the
+//!   door too once its burst of `max_failed_handshakes_per_source` is spent
+//!   (`source_failure_limit`), regaining one try every `failed_handshake_refill`;
 //! - *handshakes in progress* (the expensive part, after the ClientHello): at most
 //!   `max_handshakes`, each under the overall `handshake_timeout`; a socket that never sent a
 //!   ClientHello never takes one of these slots;
@@ -71,6 +74,20 @@ pub struct AcceptLimits {
     pub max_pending_per_source: usize,
     /// Most TLS handshakes in progress at once, counted from the ClientHello (default 128).
     pub max_handshakes: usize,
+    /// Failed authentications (a certificate refused, or none) one IP address may have in a
+    /// burst before its new connections are refused at the door (`source_failure_limit`),
+    /// without TLS work (default 32). Brute force (many forged certificates from one host)
+    /// then costs almost nothing. Behind a TCP proxy every client shares its address: raise
+    /// it there.
+    pub max_failed_handshakes_per_source: u32,
+    /// How often one more failed handshake is allowed back to an address past its burst
+    /// (default 500 ms: two a second).
+    pub failed_handshake_refill: Duration,
+    /// Most handshake steps computing at once (signing, checking certificates): at most
+    /// this many of the runtime's worker threads spend time on handshakes, so a flood of
+    /// handshakes cannot delay calls on established connections. Default: the available
+    /// parallelism less one, at least 1.
+    pub handshake_workers: usize,
     /// Most established (authenticated) connections open at once.
     pub max_connections: usize,
     /// Idle time before TCP keepalive probes start, to find dead peers.
@@ -90,6 +107,11 @@ impl Default for AcceptLimits {
             max_pending: 8192,
             max_pending_per_source: 64,
             max_handshakes: 128,
+            max_failed_handshakes_per_source: 32,
+            failed_handshake_refill: Duration::from_millis(500),
+            handshake_workers: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1))
+                .max(1),
             max_connections: 1024,
             tcp_keepalive: Duration::from_secs(60),
             max_connection_lifetime: None,
@@ -126,8 +148,13 @@ async fn accept_loop(
     tx: mpsc::Sender<Result<PeerStream, io::Error>>,
 ) {
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
+    let crypto = Arc::new(Semaphore::new(limits.handshake_workers.max(1)));
     let pending = Arc::new(Semaphore::new(limits.max_pending));
     let sources = PendingSources::new(limits.max_pending_per_source);
+    let failures = FailureBudget::new(
+        limits.max_failed_handshakes_per_source,
+        limits.failed_handshake_refill,
+    );
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let keepalive = TcpKeepalive::new().with_time(limits.tcp_keepalive);
     let mut accept_errors = 0u32;
@@ -154,6 +181,13 @@ async fn accept_loop(
             metrics.handshake_refused(reason);
             tracing::warn!(target: "zt_tls::refused", peer = %remote, reason, error, "refused connection");
         };
+        if !failures.allows(remote.ip()) {
+            refuse_at_door(
+                "source_failure_limit",
+                "too many failed handshakes from this address; try again later",
+            );
+            continue;
+        }
         let Ok(pending_permit) = Arc::clone(&pending).try_acquire_owned() else {
             refuse_at_door(
                 "pending_limit",
@@ -176,7 +210,9 @@ async fn accept_loop(
             crls: tls.crls_cell(),
             remote,
             handshakes: Arc::clone(&handshakes),
+            crypto: Arc::clone(&crypto),
             admission: (pending_permit, source),
+            failures: failures.clone(),
             connections: Arc::clone(&connections),
             limits,
             metrics: metrics.clone(),
@@ -184,6 +220,47 @@ async fn accept_loop(
         tokio::spawn(pending.handshake(tcp, tx.clone()));
     }
     tracing::debug!("accept loop stopped");
+}
+
+/// A future polled only while it holds one of a semaphore's permits, taken anew for each
+/// poll: the CPU-heavy steps of many such futures never run on more threads at once than
+/// the semaphore has permits, and the other worker threads stay free. The semaphore is fair,
+/// so every future waiting gets its turn in order.
+struct OnePollAtATime<F> {
+    inner: Pin<Box<F>>,
+    turns: Arc<Semaphore>,
+    waiting: Option<Pin<Box<dyn Future<Output = TurnResult> + Send>>>,
+}
+
+type TurnResult = Result<OwnedSemaphorePermit, tokio::sync::AcquireError>;
+
+impl<F> OnePollAtATime<F> {
+    fn new(inner: F, turns: Arc<Semaphore>) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            turns,
+            waiting: None,
+        }
+    }
+}
+
+impl<F: Future> Future for OnePollAtATime<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let turns = Arc::clone(&this.turns);
+        let waiting = this
+            .waiting
+            .get_or_insert_with(|| Box::pin(turns.acquire_owned()));
+        let Poll::Ready(turn) = waiting.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        this.waiting = None;
+        let result = this.inner.as_mut().poll(cx);
+        drop(turn); // also when the semaphore were closed (it never is): poll regardless
+        result
+    }
 }
 
 /// How long a refused connection is kept to let its alert reach the client.
@@ -271,6 +348,77 @@ impl Drop for SourceSlot {
     }
 }
 
+/// The refusals a source address is charged for: failed authentication, what brute force
+/// produces. Silence, garbage and timeouts are the pending caps' business.
+const AUTHENTICATION_FAILURES: &[&str] = &[
+    "no_certificate",
+    "unknown_ca",
+    "expired",
+    "not_yet_valid",
+    "revoked",
+    "not_svid",
+    "untrusted_trust_domain",
+    "malformed_certificate",
+    "bad_certificate",
+];
+
+/// Failed handshakes per source address, as token buckets: `burst` failures at once, one
+/// more every `refill`. An address with none left is refused at the door. Full buckets are
+/// forgotten, so memory follows the addresses failing now, not every address ever seen.
+#[derive(Debug, Clone)]
+struct FailureBudget {
+    buckets: Arc<Mutex<HashMap<IpAddr, (f64, tokio::time::Instant)>>>,
+    burst: f64,
+    refill: Duration,
+}
+
+impl FailureBudget {
+    fn new(burst: u32, refill: Duration) -> Self {
+        Self {
+            buckets: Arc::default(),
+            burst: f64::from(burst.max(1)),
+            refill: refill.max(Duration::from_millis(1)),
+        }
+    }
+
+    /// What `ip` has left now, refilled for the time since it was last charged.
+    fn left(&self, tokens: f64, since: tokio::time::Instant) -> f64 {
+        let refilled = since.elapsed().as_secs_f64() / self.refill.as_secs_f64();
+        (tokens + refilled).min(self.burst)
+    }
+
+    /// Whether `ip` may try a handshake.
+    fn allows(&self, ip: IpAddr) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        match buckets.get(&ip).copied() {
+            None => true,
+            Some((tokens, since)) => {
+                let left = self.left(tokens, since);
+                if left >= self.burst {
+                    buckets.remove(&ip);
+                }
+                left >= 1.0
+            }
+        }
+    }
+
+    /// Charges one failed handshake to `ip`.
+    fn charge(&self, ip: IpAddr) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        let (tokens, since) = buckets.get(&ip).copied().unwrap_or((self.burst, now));
+        let left = self.left(tokens, since);
+        buckets.insert(ip, ((left - 1.0).max(0.0), now));
+        // Addresses that stopped failing long ago: their buckets are full again.
+        if buckets.len() > 4096 {
+            let full = |&(tokens, since): &(f64, tokio::time::Instant)| {
+                self.left(tokens, since) >= self.burst
+            };
+            buckets.retain(|_, bucket| !full(bucket));
+        }
+    }
+}
+
 /// A connection between TCP accept and the end of its handshake.
 struct Pending {
     tls: Arc<ServerTls>,
@@ -278,9 +426,13 @@ struct Pending {
     crls: Arc<ArcSwap<Crls>>,
     remote: SocketAddr,
     handshakes: Arc<Semaphore>,
+    /// Turns to run handshake steps (the signing and certificate checks).
+    crypto: Arc<Semaphore>,
     /// Its place among the connections short of a finished handshake: overall and for its
     /// source address.
     admission: (OwnedSemaphorePermit, SourceSlot),
+    /// Where a failed handshake is charged to its source address.
+    failures: FailureBudget,
     connections: Arc<Semaphore>,
     limits: AcceptLimits,
     metrics: Metrics,
@@ -312,6 +464,7 @@ impl Pending {
                 Ok(Ok(slot)) => {
                     let config = self.tls.current().config.clone();
                     let accept = start.into_stream(config).into_fallible();
+                    let accept = OnePollAtATime::new(accept, Arc::clone(&self.crypto));
                     let outcome = match tokio::time::timeout_at(deadline, accept).await {
                         Ok(Ok(tls)) => Ok(tls),
                         Ok(Err((err, tcp))) => {
@@ -327,6 +480,9 @@ impl Pending {
         };
         drop(self.admission);
         let refuse = |reason: &'static str, error: &dyn std::fmt::Display| {
+            if AUTHENTICATION_FAILURES.contains(&reason) {
+                self.failures.charge(self.remote.ip());
+            }
             self.metrics.handshake_refused(reason);
             tracing::warn!(
                 target: "zt_tls::refused",

@@ -34,6 +34,7 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "client_hello_timeout",
     "pending_limit",
     "source_pending_limit",
+    "source_failure_limit",
     "connection_limit",
     "io",
     "tls_error",

@@ -300,6 +300,13 @@ pub struct Limits {
     /// Most established (authenticated) connections; beyond it new ones are refused.
     #[arg(long, env = "LEDGER_MAX_CONNECTIONS", default_value_t = defaults().max_connections)]
     pub max_connections: usize,
+    /// Failed authentications one IP address may have in a burst before its new connections
+    /// are refused at the door (`source_failure_limit`); raise it behind a TCP proxy.
+    #[arg(long, env = "LEDGER_MAX_FAILED_HANDSHAKES_PER_SOURCE", default_value_t = defaults().max_failed_handshakes_per_source)]
+    pub max_failed_handshakes_per_source: u32,
+    /// How often an address past that burst gets one more try.
+    #[arg(long, env = "LEDGER_FAILED_HANDSHAKE_REFILL", default_value = duration(defaults().failed_handshake_refill), value_parser = humantime::parse_duration)]
+    pub failed_handshake_refill: Duration,
     /// Most concurrent HTTP/2 streams (RPCs) per connection.
     #[arg(long, env = "LEDGER_MAX_CONCURRENT_STREAMS", default_value_t = defaults().max_concurrent_streams)]
     pub max_concurrent_streams: u32,
@@ -338,6 +345,8 @@ impl Limits {
             max_pending_per_source: self.max_pending_per_source,
             max_handshakes: self.max_handshakes,
             max_connections: self.max_connections,
+            max_failed_handshakes_per_source: self.max_failed_handshakes_per_source,
+            failed_handshake_refill: self.failed_handshake_refill,
             max_concurrent_streams: self.max_concurrent_streams,
             max_header_list_size: self.max_header_list_size,
             request_timeout: self.request_timeout,
