@@ -233,37 +233,44 @@ async fn malicious_request(target: &Target) -> Verdict {
 }
 
 async fn spoofed_server(target: &Target) -> Verdict {
-    let config = payments_config(target);
     let (Some(cert), Some(key)) = (&target.cert, &target.key) else {
         return Verdict::Inconclusive("needs the victim's identity (--cert, --key)".into());
     };
-    let client = match payments::Ledger::connect(&config, cert, key) {
+    let config = zt_client::ClientConfig {
+        server_name: "the ledger".to_owned(),
+        attempts: 1,
+        ..zt_client::ClientConfig::new(
+            target.server.clone(),
+            target.server_id.clone(),
+            cert,
+            key,
+            vec![zt_tls::BundleSource {
+                domain: None,
+                path: target.ca.clone(),
+                password: None,
+            }],
+        )
+    };
+    let client = match zt_client::Client::connect(&config) {
         Ok(client) => client,
         Err(e) => return Verdict::Inconclusive(format!("could not load the identity: {e}")),
     };
-    match client.balance("alice").await {
+    let request = pb::GetBalanceRequest {
+        account_id: "alice".into(),
+    };
+    let balance = client
+        .retry(|channel| {
+            let request = request.clone();
+            async move { LedgerClient::new(channel).get_balance(request).await }
+        })
+        .await;
+    match balance {
         Ok(_) => Verdict::Breach("payments talked to the impostor".into()),
-        Err(payments::Error::ServerRefused { message, .. }) => Verdict::Blocked(format!(
+        Err(zt_client::Error::ServerRefused { message, .. }) => Verdict::Blocked(format!(
             "payments refused the impostor during the handshake: {message}"
         )),
         Err(e) => Verdict::Inconclusive(format!("unexpected failure: {e}")),
     }
-}
-
-fn payments_config(target: &Target) -> payments::Config {
-    use clap::Parser as _;
-    payments::Config::parse_from([
-        "payments".as_ref(),
-        "--server".as_ref(),
-        target.server.to_string().as_ref(),
-        "--server-id".as_ref(),
-        target.server_id.as_str().as_ref(),
-        "--ca".as_ref(),
-        target.ca.as_os_str(),
-        "--attempts".as_ref(),
-        "1".as_ref(),
-        "health".as_ref(),
-    ] as [&std::ffi::OsStr; 10])
 }
 
 /// A gRPC status with its sources, in one line.

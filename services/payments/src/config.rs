@@ -1,6 +1,6 @@
 //! Command-line flags (each with an environment variable) and subcommands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::Uri;
@@ -58,13 +58,13 @@ pub struct Config {
     #[arg(long, env = "PAYMENTS_TRUSTSTORE_PASSWORD_FILE")]
     pub truststore_password_file: Option<PathBuf>,
     /// Time allowed for TCP connect plus TLS handshake.
-    #[arg(long, env = "PAYMENTS_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "PAYMENTS_CONNECT_TIMEOUT", default_value = duration(zt_client::DEFAULT_CONNECT_TIMEOUT), value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
     /// Deadline for each RPC.
-    #[arg(long, env = "PAYMENTS_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "PAYMENTS_REQUEST_TIMEOUT", default_value = duration(zt_client::DEFAULT_REQUEST_TIMEOUT), value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
     /// Attempts per RPC when the ledger is unreachable (with exponential backoff between them).
-    #[arg(long, env = "PAYMENTS_ATTEMPTS", default_value_t = 6)]
+    #[arg(long, env = "PAYMENTS_ATTEMPTS", default_value_t = zt_client::DEFAULT_ATTEMPTS)]
     pub attempts: u32,
     /// How often to check our certificate, key and CA bundle for changes (long-running
     /// `demo --repeat-every` only; SIGHUP reloads at once).
@@ -157,6 +157,27 @@ impl Config {
         )
     }
 
+    /// The library's configuration for calling the ledger as the identity in `cert`/`key`
+    /// (the payments identity's `--cert`/`--key`, or the auditor's): the ledger's address and
+    /// SPIFFE ID, the truststore, the timeouts and attempts of these flags, the library's
+    /// backoff, and the ledger named "the ledger" in every error message.
+    pub fn client_config(&self, cert: &Path, key: &Path) -> zt_client::ClientConfig {
+        zt_client::ClientConfig {
+            server_name: "the ledger".to_owned(),
+            keystore_password: self.keystore_password(),
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            attempts: self.attempts,
+            ..zt_client::ClientConfig::new(
+                self.server.clone(),
+                self.server_id.clone(),
+                cert,
+                key,
+                self.truststore(),
+            )
+        }
+    }
+
     /// The CA bundles of `--ca`, each with the truststore password in case it is PKCS#12.
     pub fn truststore(&self) -> Vec<zt_tls::BundleSource> {
         let password = zt_tls::Password::from_file_or_env(
@@ -171,6 +192,12 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// The default of a duration flag, as humantime writes it ("10s"), from the library's
+/// default so that it is written once.
+fn duration(value: Duration) -> String {
+    humantime::format_duration(value).to_string()
 }
 
 /// Which identity plays which part of the demo.
@@ -276,6 +303,31 @@ mod tests {
         }
         assert_eq!(format_cents(1250), "$12.50");
         assert_eq!(format_cents(-5), "-$0.05");
+    }
+
+    #[test]
+    fn flag_defaults_are_the_librarys() {
+        use clap::Parser as _;
+        let config = Config::try_parse_from(["payments", "health"]).unwrap();
+        let client = config.client_config(&config.cert, &config.key);
+        let library = zt_client::ClientConfig::new(
+            config.server.clone(),
+            config.server_id.clone(),
+            "cert",
+            "key",
+            Vec::new(),
+        );
+        assert_eq!(client.connect_timeout, library.connect_timeout);
+        assert_eq!(client.request_timeout, library.request_timeout);
+        assert_eq!(client.attempts, library.attempts);
+        assert_eq!(client.backoff, library.backoff);
+        assert_eq!(client.connect_timeout, zt_client::DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(client.request_timeout, zt_client::DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(client.attempts, zt_client::DEFAULT_ATTEMPTS);
+        assert_eq!(client.backoff, zt_client::BackoffConfig::default());
+        assert_eq!(client.server_name, "the ledger");
+        assert_eq!(client.cert, config.cert);
+        assert_eq!(client.bundles, config.truststore());
     }
 
     #[test]

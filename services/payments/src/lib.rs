@@ -6,11 +6,11 @@
 //!
 //! # Layout
 //! - [`config`]: flags, environment variables and subcommands; amounts as exact cents.
-//! - [`Ledger`]: the client, with retries that back off ([`backoff`]) and idempotency keys
-//!   that make retried transfers safe.
+//! - [`Ledger`]: the ledger's calls over the library's client (`zt_client`: pinned server
+//!   identity, redial on reload, retries that back off), with idempotency keys that make
+//!   retried transfers safe.
 //! - [`demo`]: the story the `demo` subcommand tells.
 
-pub mod backoff;
 mod client;
 pub mod config;
 pub mod demo;

@@ -440,7 +440,7 @@ async fn a_chain_through_a_revoked_intermediate_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "payments reports a client certificate the ledger refuses after the TLS 1.3 \
             handshake as `the call failed: transport error (gRPC UNKNOWN)` or `operation was \
-            canceled (gRPC CANCELLED)`, not by its alert (services/payments/src/client.rs \
+            canceled (gRPC CANCELLED)`, not by its alert (crates/zt-client/src/error.rs \
             tls_refusal does not find the rustls AlertReceived error in the status)"]
 async fn a_chain_through_a_revoked_intermediate_is_refused_by_its_alert() {
     let pki = generate(&["revocation"]);

@@ -1,9 +1,13 @@
 //! Exponential backoff with jitter, as gRPC's connection-backoff document specifies:
-//! 1 s, then x1.6 per attempt, +-20 % jitter, capped at 120 s. Pure: the caller sleeps.
+//! by default 1 s, then x1.6 per attempt, +-20 % jitter, capped at 120 s (see
+//! [`BackoffConfig`]). Pure: the caller sleeps.
 
 use std::time::Duration;
 
-/// Successive delays between reconnection attempts.
+use crate::config::BackoffConfig;
+
+/// Successive delays between reconnection attempts. [`Backoff::default`] follows
+/// [`BackoffConfig::default`].
 #[derive(Debug, Clone)]
 pub struct Backoff {
     next: Duration,
@@ -14,7 +18,13 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self::new(Duration::from_secs(1), 1.6, 0.2, Duration::from_secs(120))
+        Self::from(BackoffConfig::default())
+    }
+}
+
+impl From<BackoffConfig> for Backoff {
+    fn from(config: BackoffConfig) -> Self {
+        Self::new(config.initial, config.multiplier, config.jitter, config.max)
     }
 }
 
@@ -31,7 +41,8 @@ impl Backoff {
         }
     }
 
-    /// The next delay, given a uniform sample `unit` in `[0, 1)`.
+    /// The next delay, given a uniform sample `unit` in `[0, 1)` (clamped to `[0, 1]`):
+    /// `unit` 0.5 is the step itself, 0 and 1 its lower and upper jitter bounds.
     pub fn next_with(&mut self, unit: f64) -> Duration {
         let base = self.next.min(self.max);
         self.next = base.mul_f64(self.multiplier).min(self.max);
@@ -39,7 +50,7 @@ impl Backoff {
         base.mul_f64(spread)
     }
 
-    /// The next delay, with random jitter.
+    /// The next delay, with random jitter (a uniform sample from the thread's RNG).
     pub fn next_delay(&mut self) -> Duration {
         self.next_with(rand::random::<f64>())
     }
