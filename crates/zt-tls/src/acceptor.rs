@@ -651,7 +651,7 @@ impl PeerConnectInfo {
         })
     }
 
-    /// Closes the connection shortly (after [`CLOSE_GRACE`], so that the answer to the
+    /// Closes the connection after a short grace (so that the answer to the
     /// current request can still be written). Every stream on it ends.
     pub fn close(&self) {
         self.shared.closing.store(true, Ordering::Release);
