@@ -68,7 +68,7 @@ impl Default for Options {
             rate: 400,
             deadline: Duration::from_secs(60),
             rounds: 4,
-            quiet_calls: 400,
+            quiet_calls: 1000,
             call_every: Duration::from_millis(2),
             max_slowdown: 2.0,
         }
