@@ -7,6 +7,8 @@
 //!   reports RPS, latency percentiles and the server's CPU time per RPC.
 //! - [`handshake`]: handshake costs in memory against the crypto limit measured on this CPU.
 //! - [`pki`]: the certificates both sides use, made fresh by the project's CA.
+//! - [`quota`]: a "slow core" for the server (a CPU quota), so the server sets the pace.
+//! - [`sidecar`]: G8, nginx terminating mutual TLS in front of the plaintext echo server.
 //!
 //! The `zt-bench run` command alternates the variants (A B C, C B A, ...) with the server and
 //! the load generator pinned to separate cores and prints medians and ratios.
@@ -14,7 +16,9 @@
 pub mod handshake;
 pub mod load;
 pub mod pki;
+pub mod quota;
 pub mod server;
+pub mod sidecar;
 
 /// What stands between the load generator and the echo handler.
 #[derive(

@@ -34,8 +34,9 @@ pub struct LoadSpec {
     pub warmup: Duration,
     /// The measured window.
     pub duration: Duration,
-    /// The server's process, to read its CPU time over the window (Linux `/proc`).
-    pub server_pid: Option<u32>,
+    /// The server's processes (a sidecar is two), to read their CPU time over the window
+    /// (Linux `/proc`). Empty: the server's CPU is not reported.
+    pub server_pids: Vec<u32>,
     /// A new connection for every RPC, instead of long-lived ones.
     pub churn: Option<Churn>,
 }
@@ -50,7 +51,7 @@ pub enum Churn {
 }
 
 /// What the window measured.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LoadReport {
     /// RPCs completed in the window.
     pub requests: u64,
@@ -64,8 +65,18 @@ pub struct LoadReport {
     pub p99_us: f64,
     /// Payload bytes echoed per second, each way.
     pub bytes_per_sec: f64,
-    /// Server CPU time (user + system) per RPC, microseconds, if the server was observed.
+    /// Server CPU time (user + system) per RPC, microseconds, if the server was observed: the
+    /// sum over its processes.
     pub server_cpu_us_per_rpc: Option<f64>,
+    /// The same for each server process, in the order given (a sidecar: proxy, then backend).
+    pub server_cpu_parts: Vec<f64>,
+    /// Server CPU time over the window divided by the window: 1.0 is one core fully busy.
+    pub server_busy: Option<f64>,
+    /// The load generator's own CPU time (user + system, every thread) per RPC, microseconds.
+    pub load_cpu_us_per_rpc: f64,
+    /// The load generator's CPU time over the window divided by the window (it is pinned to
+    /// one core, so near 1.0 means it, not the server, set the pace).
+    pub load_busy: f64,
 }
 
 /// Connects, warms up, measures, and reports.
@@ -115,13 +126,16 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
         }
     }
     tokio::time::sleep(spec.warmup).await;
-    let cpu_before = spec.server_pid.and_then(cpu_time);
+    let me = std::process::id();
+    let server_before = cpu_times(&spec.server_pids);
+    let load_before = cpu_time(me);
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(spec.duration).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu_after = spec.server_pid.and_then(cpu_time);
+    let load_after = cpu_time(me);
+    let server_after = cpu_times(&spec.server_pids);
     stop.store(true, Ordering::Relaxed);
 
     let (mut latencies, mut errors) = (Vec::new(), 0);
@@ -138,6 +152,17 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
     latencies.sort_unstable();
     let requests = latencies.len() as u64;
     let rps = requests as f64 / elapsed;
+    let per_rpc = |cpu: Duration| cpu.as_secs_f64() * 1e6 / requests.max(1) as f64;
+    let server_parts: Option<Vec<Duration>> = server_before.zip(server_after).map(|(b, a)| {
+        b.iter()
+            .zip(&a)
+            .map(|(b, a)| a.saturating_sub(*b))
+            .collect()
+    });
+    let server_total = server_parts.as_ref().map(|p| p.iter().sum::<Duration>());
+    let load_cpu = load_before
+        .zip(load_after)
+        .map_or(Duration::ZERO, |(b, a)| a.saturating_sub(b));
     Ok(LoadReport {
         requests,
         errors,
@@ -145,10 +170,15 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
         p50_us: percentile(&latencies, 0.50),
         p99_us: percentile(&latencies, 0.99),
         bytes_per_sec: rps * spec.payload as f64,
-        server_cpu_us_per_rpc: cpu_before
-            .zip(cpu_after)
-            .filter(|_| requests > 0)
-            .map(|(before, after)| (after - before).as_secs_f64() * 1e6 / requests as f64),
+        server_cpu_us_per_rpc: server_total.filter(|_| requests > 0).map(per_rpc),
+        server_cpu_parts: server_parts
+            .unwrap_or_default()
+            .into_iter()
+            .map(per_rpc)
+            .collect(),
+        server_busy: server_total.map(|cpu| cpu.as_secs_f64() / elapsed),
+        load_cpu_us_per_rpc: per_rpc(load_cpu),
+        load_busy: load_cpu.as_secs_f64() / elapsed,
     })
 }
 
@@ -304,7 +334,15 @@ fn percentile(sorted: &[u32], q: f64) -> f64 {
     sorted.get(rank).map_or(f64::NAN, |v| f64::from(*v))
 }
 
-/// User plus system CPU time of process `pid` so far, from `/proc/PID/stat`.
+/// [`cpu_time`] of every process in `pids`, or `None` if there are none or one cannot be read.
+fn cpu_times(pids: &[u32]) -> Option<Vec<Duration>> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| cpu_time(pid)).collect()
+}
+
+/// User plus system CPU time of process `pid` so far (all its threads), from `/proc/PID/stat`.
 fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name; utime and stime are the 14th and 15th.

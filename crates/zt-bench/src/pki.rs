@@ -54,6 +54,11 @@ impl BenchPki {
         }
     }
 
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The CA certificate (both sides' truststore).
     pub fn ca(&self) -> PathBuf {
         self.dir.join("ca.pem")
