@@ -72,7 +72,8 @@ mod tests {
     #[test]
     fn an_rpc_is_in_flight_until_its_body_ends() {
         let metrics = zt_telemetry::Metrics::new();
-        let mut body = ResponseBody::new(String::from("one message"), Some(metrics.rpc_started()));
+        let started = crate::metrics::AuthzMetrics::new(&metrics).rpc_started();
+        let mut body = ResponseBody::new(String::from("one message"), Some(started));
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut poll = || Pin::new(&mut body).poll_frame(&mut cx);
 
@@ -86,7 +87,8 @@ mod tests {
     #[test]
     fn an_abandoned_body_is_no_longer_in_flight() {
         let metrics = zt_telemetry::Metrics::new();
-        let body = ResponseBody::new(String::from("never read"), Some(metrics.rpc_started()));
+        let started = crate::metrics::AuthzMetrics::new(&metrics).rpc_started();
+        let body = ResponseBody::new(String::from("never read"), Some(started));
         assert!(in_flight(&metrics));
         drop(body);
         assert!(!in_flight(&metrics));

@@ -1,15 +1,16 @@
 //! The [`AuthzLayer`], which wraps a service in [`Authz`], and the [`PolicyHandle`] it reads.
 
 use std::collections::HashSet;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tower_layer::Layer;
 use zt_authz::Policy;
-use zt_identity::TrustedDomains;
-use zt_telemetry::{Metrics, Mode};
+use zt_telemetry::Metrics;
 
 use crate::audit::{AuditSink, StdoutAudit};
+use crate::metrics::{AuthzMetrics, Mode};
 use crate::service::{Authz, DEFAULT_DENY};
 
 /// Every reason `zt_authz_unauthenticated_total` is counted under: why a request had no
@@ -50,9 +51,43 @@ impl PolicyHandle {
 }
 
 /// Authorizes every request against a policy before the wrapped service sees it.
-#[derive(Debug, Clone)]
-pub struct AuthzLayer {
+///
+/// `P` is the transport's connection information, found in each request's extensions: the
+/// layer asks it for the peer's identity ([`crate::PeerInfo`]). Behind `zt_tls::accept`, it is
+/// [`zt_tls::PeerConnectInfo`]:
+///
+/// ```
+/// use zt_authz::Policy;
+/// use zt_authz_layer::{AuthzLayer, PolicyHandle};
+///
+/// let policy = Policy::from_json(r#"{"name": "greeter", "allow_rules": [{"name": "all",
+///     "source": {"principals": ["spiffe://example.org/ns/prod/sa/*"]}}]}"#)?;
+/// let layer = AuthzLayer::<zt_tls::PeerConnectInfo>::new(PolicyHandle::new(policy))
+///     .with_known_methods(["/greeter.v1.Greeter/SayHello".to_owned()]);
+/// // tonic::transport::Server::builder().layer(layer).add_service(...)
+/// # let _ = layer;
+/// # Ok::<(), zt_authz::PolicyError>(())
+/// ```
+pub struct AuthzLayer<P> {
     shared: Arc<Shared>,
+    _peer: PhantomData<fn() -> P>,
+}
+
+impl<P> Clone for AuthzLayer<P> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            _peer: PhantomData,
+        }
+    }
+}
+
+impl<P> std::fmt::Debug for AuthzLayer<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthzLayer")
+            .field("shared", &self.shared)
+            .finish()
+    }
 }
 
 /// What every clone of the service shares.
@@ -61,29 +96,27 @@ pub(crate) struct Shared {
     pub(crate) policy: PolicyHandle,
     /// Evaluated alongside, logged and counted, never enforced.
     pub(crate) shadow: Option<PolicyHandle>,
-    /// Trust domains a peer's SPIFFE ID must belong to.
-    pub(crate) domains: TrustedDomains,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: AuthzMetrics,
     pub(crate) audit: Arc<dyn AuditSink>,
     /// Method paths that may appear as metric labels; others count as `other`, so a caller
     /// inventing paths cannot create series.
     pub(crate) methods: HashSet<String>,
 }
 
-impl AuthzLayer {
-    /// Enforces `policy` for peers of the `domains` trust domains; audit lines (when the
-    /// policy asks for them) go to stdout, metrics to a private registry until
-    /// [`AuthzLayer::with_metrics`].
-    pub fn new(policy: PolicyHandle, domains: TrustedDomains) -> Self {
+impl<P> AuthzLayer<P> {
+    /// Enforces `policy` for the peers the transport authenticated (which trust domains may
+    /// connect at all is the transport's configuration); audit lines (when the policy asks for
+    /// them) go to stdout, metrics to a private registry until [`AuthzLayer::with_metrics`].
+    pub fn new(policy: PolicyHandle) -> Self {
         Self {
             shared: Arc::new(Shared {
                 policy,
                 shadow: None,
-                domains,
-                metrics: Metrics::new(),
+                metrics: AuthzMetrics::new(&Metrics::new()),
                 audit: Arc::new(StdoutAudit),
                 methods: HashSet::new(),
             }),
+            _peer: PhantomData,
         }
     }
 
@@ -93,8 +126,9 @@ impl AuthzLayer {
         self.map(|s| s.shadow = Some(shadow))
     }
 
-    /// Records decisions into `metrics`.
-    pub fn with_metrics(self, metrics: Metrics) -> Self {
+    /// Records decisions into `metrics` (see the crate docs for the series).
+    pub fn with_metrics(self, metrics: &Metrics) -> Self {
+        let metrics = AuthzMetrics::new(metrics);
         self.map(|s| s.metrics = metrics)
     }
 
@@ -136,12 +170,13 @@ impl AuthzLayer {
         change(&mut shared);
         Self {
             shared: Arc::new(shared),
+            _peer: PhantomData,
         }
     }
 }
 
 /// The decision series `policy` can produce on `methods`, at 0.
-fn register_policy(metrics: &Metrics, policy: &Policy, mode: Mode, methods: &[String]) {
+fn register_policy(metrics: &AuthzMetrics, policy: &Policy, mode: Mode, methods: &[String]) {
     let name = policy.name();
     for method in methods {
         for coverage in policy.coverage(std::slice::from_ref(method)) {
@@ -161,8 +196,8 @@ fn register_policy(metrics: &Metrics, policy: &Policy, mode: Mode, methods: &[St
     metrics.register_decision(name, DEFAULT_DENY, "deny", mode, "other");
 }
 
-impl<S> Layer<S> for AuthzLayer {
-    type Service = Authz<S>;
+impl<S, P> Layer<S> for AuthzLayer<P> {
+    type Service = Authz<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Authz::new(inner, Arc::clone(&self.shared))

@@ -2,12 +2,13 @@
 //!
 //! [`AuthzLayer`] wraps the gRPC router. For every request, before any handler runs, it:
 //!
-//! 1. reads the connection's verified certificate chain ([`zt_tls::PeerConnectInfo`]) and turns
-//!    it into a [`PeerIdentity`] (parsed once per connection, then cached);
+//! 1. asks the transport for the caller's [`PeerIdentity`] ([`PeerInfo`], found in the request
+//!    extensions: behind `zt_tls::accept`, a [`zt_tls::PeerConnectInfo`], whose identity was
+//!    derived once, at the handshake);
 //! 2. answers `UNAUTHENTICATED` if there is no valid identity (never consulting the policy:
 //!    in Zero Trust an anonymous caller is refused, whatever a rule says), or if the
 //!    certificate expired or was revoked (current CRLs) since the handshake, in which case the
-//!    connection is closed as well;
+//!    transport closes the connection as well;
 //! 3. evaluates the current [`Policy`] (a [`PolicyHandle`], replaceable at runtime) for the
 //!    identity, the method path and the metadata, and answers `PERMISSION_DENIED` unless an
 //!    allow rule matched and no deny rule did; an optional *shadow* policy is evaluated too,
@@ -17,8 +18,9 @@
 //!    (`zt_authz_decisions_total`; [`AuthzLayer::register_series`] creates the known series
 //!    at 0), and writes a gRFC A59 audit line when the policy asks for one ([`AuditSink`],
 //!    stdout by default);
-//! 5. on allow, inserts `Arc<PeerIdentity>` (and tonic's `TcpConnectInfo`, so
-//!    `Request::remote_addr()` works) into the request extensions, and calls the inner service.
+//! 5. on allow, inserts `Arc<PeerIdentity>` (and what [`PeerInfo::extend`] adds: tonic's
+//!    `TcpConnectInfo`, so `Request::remote_addr()` works) into the request extensions, and
+//!    calls the inner service.
 //!
 //! A denied request never reaches the inner service: the layer answers it directly with a
 //! trailers-only gRPC response.
@@ -26,14 +28,23 @@
 //! [`PeerIdentity`]: zt_identity::PeerIdentity
 //! [`Policy`]: zt_authz::Policy
 
+//!
+//! The layer does no I/O and parses no certificate: it can be tested as a tower service with
+//! a constructed identity and no socket (see `tests/`), and put behind any transport that
+//! implements [`PeerInfo`]. Feature `tls` (default) implements it for zt-tls's connections.
+
 mod audit;
 mod body;
 mod future;
 mod layer;
+mod metrics;
+mod peer;
 mod service;
 
 pub use audit::{AuditRecord, AuditSink, StdoutAudit, audit_line};
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::{AuthzLayer, PolicyHandle, UNAUTHENTICATED_REASONS};
+pub use metrics::Mode;
+pub use peer::PeerInfo;
 pub use service::{Authz, HEALTH_SERVICE};

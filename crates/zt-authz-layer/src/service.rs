@@ -1,34 +1,58 @@
 //! The [`Authz`] service: identity, decision, audit line, then the inner service or a refusal.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::Status;
 use tower_service::Service;
 use zt_authz::{Decision, Policy, Request};
-use zt_identity::{IdentityError, PeerIdentity};
-use zt_telemetry::Mode;
-use zt_tls::PeerConnectInfo;
+use zt_identity::IdentityError;
 
+use crate::PeerInfo;
 use crate::audit::AuditRecord;
 use crate::body::ResponseBody;
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
+use crate::metrics::Mode;
 
 /// The `rule` label and log field of a default deny.
 pub(crate) const DEFAULT_DENY: &str = "<default deny>";
 
-/// Wraps a gRPC service and authorizes each request before calling it. Built by
-/// [`crate::AuthzLayer`].
-#[derive(Debug, Clone)]
-pub struct Authz<S> {
+/// Wraps a gRPC service and authorizes each request before calling it, reading the peer from
+/// the `P` in the request's extensions. Built by [`crate::AuthzLayer`].
+pub struct Authz<S, P> {
     inner: S,
     shared: Arc<Shared>,
+    _peer: PhantomData<fn() -> P>,
 }
 
-impl<S> Authz<S> {
+impl<S: Clone, P> Clone for Authz<S, P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+            _peer: PhantomData,
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, P> std::fmt::Debug for Authz<S, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authz")
+            .field("inner", &self.inner)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, P> Authz<S, P> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+        Self {
+            inner,
+            shared,
+            _peer: PhantomData,
+        }
     }
 
     /// The wrapped service.
@@ -42,9 +66,10 @@ impl<S> Authz<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Authz<S>
+impl<S, P, ReqBody, ResBody> Service<http::Request<ReqBody>> for Authz<S, P>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    P: PeerInfo,
     ResBody: Default,
 {
     type Response = http::Response<ResponseBody<ResBody>>;
@@ -60,11 +85,11 @@ where
     fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
         let method = req.uri().path();
-        let conn = req.extensions().get::<PeerConnectInfo>();
-        let remote = conn.and_then(|c| c.tcp().remote_addr);
+        let conn = req.extensions().get::<P>();
+        let remote = conn.and_then(PeerInfo::remote_addr);
         let policy = shared.policy.guard();
 
-        let peer = match authenticate(shared, conn) {
+        let peer = match conn.map_or(Err(IdentityError::NoCertificate), PeerInfo::peer) {
             Ok(peer) => peer,
             Err(err) => {
                 tracing::warn!(
@@ -163,8 +188,8 @@ where
             return ResponseFuture::refused(Status::permission_denied(message).into_http());
         }
 
-        if let Some(tcp) = conn.map(|c| c.tcp().clone()) {
-            req.extensions_mut().insert(tcp);
+        if let Some(conn) = conn.cloned() {
+            conn.extend(req.extensions_mut());
         }
         req.extensions_mut().insert(peer);
         let in_flight = shared.metrics.rpc_started();
@@ -178,26 +203,6 @@ pub const HEALTH_SERVICE: &str = "/grpc.health.v1.Health/";
 
 fn is_health_check(method: &str) -> bool {
     method.starts_with(HEALTH_SERVICE)
-}
-
-/// The connection's identity, if it still holds: valid SVID of a trusted domain (cached per
-/// connection), not expired since the handshake, not revoked since. A revoked peer's
-/// connection is also closed, so its open streams end too.
-fn authenticate(
-    shared: &Shared,
-    conn: Option<&PeerConnectInfo>,
-) -> Result<Arc<PeerIdentity>, IdentityError> {
-    let conn = conn.ok_or(IdentityError::NoCertificate)?;
-    let peer = conn.identity(&shared.domains)?;
-    peer.check_expiry(zt_tls::unix_now())?;
-    if conn.is_revoked(&peer) {
-        conn.close();
-        shared.metrics.revoked_connection_closed();
-        return Err(IdentityError::Revoked {
-            serial: peer.serial().to_owned(),
-        });
-    }
-    Ok(peer)
 }
 
 fn verdict(decision: Decision<'_>) -> (&'static str, &str) {

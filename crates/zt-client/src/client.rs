@@ -92,7 +92,7 @@ impl Client {
     pub fn watch(&self, reloader: Reloader, name: &'static str) -> Reloader {
         let tls = Arc::clone(&self.tls);
         reloader.watch(name, self.tls.paths(), move || {
-            tls.reload().map_err(|e| e.to_string())
+            tls.reload().map_err(Into::into)
         })
     }
 

@@ -15,10 +15,31 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use zt_telemetry::Metrics;
 
+/// Why a reload failed: the reloading crate's own error (which names the file and the item).
+pub type ReloadError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The reload action: read the files again and swap them in, or explain why not.
-pub type ReloadFn = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+pub type ReloadFn = Box<dyn Fn() -> Result<(), ReloadError> + Send + Sync>;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    file: String,
+    result: &'static str,
+}
+
+/// `zt_reloads_total{file, result}`: reload attempts, by file and result (`ok`, `error`).
+fn reloads(metrics: &Metrics) -> Family<ReloadLabels, Counter> {
+    metrics.metric(
+        "reloads",
+        "Reloads of certificates, keys, trust bundles, CRLs and policies, by file and result",
+        Family::default,
+    )
+}
 
 struct Watched {
     name: &'static str,
@@ -58,7 +79,7 @@ pub struct Reloader {
     watched: Vec<Watched>,
     interval: Duration,
     settle: Duration,
-    metrics: Metrics,
+    reloads: Family<ReloadLabels, Counter>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -83,7 +104,7 @@ impl Reloader {
             watched: Vec::new(),
             interval,
             settle: (interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
-            metrics,
+            reloads: reloads(&metrics),
         }
     }
 
@@ -92,7 +113,7 @@ impl Reloader {
         mut self,
         name: &'static str,
         files: Vec<PathBuf>,
-        reload: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+        reload: impl Fn() -> Result<(), ReloadError> + Send + Sync + 'static,
     ) -> Self {
         let seen = files.iter().map(|f| fingerprint(f)).collect();
         self.watched.push(Watched {
@@ -170,8 +191,11 @@ impl Reloader {
                 .collect::<Vec<_>>()
                 .join(", ");
             for file in &changed {
-                self.metrics
-                    .reload(&file.display().to_string(), result.is_ok());
+                let labels = ReloadLabels {
+                    file: file.display().to_string(),
+                    result: if result.is_ok() { "ok" } else { "error" },
+                };
+                self.reloads.get_or_create(&labels).inc();
             }
             match result {
                 Ok(()) => {
@@ -187,7 +211,7 @@ impl Reloader {
                     target: "zt_reload",
                     what = watched.name,
                     files = %files,
-                    error,
+                    error = %zt_telemetry::error_line(&*error),
                     "reload failed; still serving with the last good material"
                 ),
             }

@@ -41,7 +41,7 @@ fn watch(reloader: Reloader, name: &'static str, files: &[&Path]) -> (Reloader, 
             let text =
                 std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
             if text.starts_with("bad") {
-                return Err(format!("{}: not a certificate", file.display()));
+                return Err(format!("{}: not a certificate", file.display()).into());
             }
             contents.push(text);
         }

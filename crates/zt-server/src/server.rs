@@ -12,7 +12,7 @@ use zt_authz_layer::{AuthzLayer, PolicyHandle};
 use zt_identity::TrustDomain;
 use zt_reload::Reloader;
 use zt_telemetry::Metrics;
-use zt_tls::ServerTls;
+use zt_tls::{PeerConnectInfo, ServerTls};
 
 use crate::config::ServerConfig;
 use crate::error::Error;
@@ -74,7 +74,7 @@ pub struct Server {
     tls: Arc<ServerTls>,
     policy: PolicyHandle,
     shadow: Option<PolicyHandle>,
-    authz: AuthzLayer,
+    authz: AuthzLayer<PeerConnectInfo>,
     metrics: Metrics,
     max_connection_age: Duration,
 }
@@ -121,10 +121,10 @@ impl Server {
             None => None,
         };
         let metrics = Metrics::new();
-        record_certificates(&tls, &metrics);
+        tls.publish_expiry(&metrics);
 
-        let mut authz = AuthzLayer::new(policy.clone(), domains.clone())
-            .with_metrics(metrics.clone())
+        let mut authz = AuthzLayer::new(policy.clone())
+            .with_metrics(&metrics)
             .with_known_methods(methods.clone());
         if let Some(shadow) = &shadow {
             authz = authz.with_shadow(shadow.clone());
@@ -189,8 +189,8 @@ impl Server {
         let mut reloader = Reloader::new(self.config.reload_interval, self.metrics.clone());
         let (tls, metrics) = (Arc::clone(&self.tls), self.metrics.clone());
         reloader = reloader.watch("tls", self.tls.files().paths(), move || {
-            tls.reload().map_err(|e| e.to_string())?;
-            record_certificates(&tls, &metrics);
+            tls.reload()?;
+            tls.publish_expiry(&metrics);
             Ok(())
         });
         let policies = [
@@ -211,9 +211,8 @@ impl Server {
                 let (handle, file, authz) = (handle.clone(), path.clone(), self.authz.clone());
                 let (methods, program) = (self.methods.clone(), self.config.name.clone());
                 reloader = reloader.watch(role.as_str(), vec![path.clone()], move || {
-                    let policy = load_policy(&file).map_err(|e| e.to_string())?;
-                    vet_policy(&file, &policy, role, &methods, strict, &program)
-                        .map_err(|e| e.to_string())?;
+                    let policy = load_policy(&file)?;
+                    vet_policy(&file, &policy, role, &methods, strict, &program)?;
                     handle.replace(policy);
                     // Its rules are new label values: their series start at 0 too.
                     authz.register_series();
@@ -381,28 +380,6 @@ impl Background {
         drop(self.stop.take());
         (&mut self.task).await?
     }
-}
-
-/// Publishes the expiry of our certificate and of every trusted CA, and how many CAs of the
-/// bundles are left out (expired or not yet valid).
-fn record_certificates(tls: &ServerTls, metrics: &Metrics) {
-    let material = tls.current();
-    let own = &material.keystore;
-    metrics.certificates_in_use("own", &[(own.spiffe_id().to_string(), own.not_after())]);
-    let cas: Vec<(String, i64)> = material
-        .truststore
-        .cas()
-        .iter()
-        .map(|ca| (ca.subject.clone(), ca.not_after))
-        .collect();
-    metrics.certificates_in_use("ca", &cas);
-    let left_out: Vec<&'static str> = material
-        .truststore
-        .left_out()
-        .iter()
-        .map(|ca| ca.reason.reason())
-        .collect();
-    metrics.cas_left_out(&left_out);
 }
 
 /// Aborts a background task when dropped.

@@ -1,19 +1,28 @@
 //! What the services tell their operators: logs and metrics.
 //!
-//! - [`init`]: the `tracing` subscriber, text for people or JSON lines for machines. Every
+//! - `init` (feature `logs`): the `tracing` subscriber, text for people or JSON lines for machines. Every
 //!   security-relevant event is a structured event under a stable target, so it can be filtered
 //!   and shipped: `zt_tls::refused` (a peer refused during the handshake), `zt_authz::decision`
 //!   (every authorization decision), `zt_reload` (material reloaded, or kept after a bad file).
-//! - [`Metrics`]: the Prometheus metrics every crate records into, passed explicitly (no global
-//!   registry), and [`serve_metrics`], which exposes them on their own plain-HTTP listener, apart
-//!   from the mTLS port.
+//! - [`Metrics`]: the Prometheus registry every crate records into, passed explicitly (no global
+//!   registry); each crate defines its own metric families beside the code that records them.
+//!   `serve_metrics` (feature `http`) exposes them on their own plain-HTTP listener, apart from
+//!   the mTLS port.
+//!
+//! Both features are on by default; a library that only records metrics (the authorization
+//! layer, the acceptor) depends on this crate with `default-features = false`, which leaves out
+//! clap, tracing-subscriber and hyper.
 
+#[cfg(feature = "logs")]
 mod logs;
 mod metrics;
+#[cfg(feature = "http")]
 mod serve;
 
+#[cfg(feature = "logs")]
 pub use logs::{LogFormat, init};
-pub use metrics::{InFlight, Metrics, Mode};
+pub use metrics::{InFlight, Metrics};
+#[cfg(feature = "http")]
 pub use serve::serve_metrics;
 
 /// An error and its causes on one line, each said once: our error types already put their

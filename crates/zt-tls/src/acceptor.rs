@@ -20,11 +20,15 @@
 //!   none is free the new connection is refused (`connection_limit`) and the live ones are
 //!   untouched.
 //!
-//! A resumed TLS 1.3 session skips certificate verification (rustls restores the client's
-//! chain from the session), so a resumed peer's certificate is checked here once more: it
-//! must still be a valid, unexpired SVID of a trusted domain. (Revocation needs no check: a
-//! CRL change is a reload, and a reload empties the session store, see
-//! [`crate::server_config`].)
+//! The peer's identity is derived once per connection, here, right after the handshake: the
+//! verified leaf becomes a [`PeerIdentity`] checked against the configured trust domains,
+//! whether the handshake was full or resumed (a resumed TLS 1.3 session skips certificate
+//! verification: rustls restores the client's chain from the session, so it must still be a
+//! valid, unexpired SVID of a trusted domain). Every request on the connection then reads that
+//! identity through [`PeerConnectInfo::peer`], which re-checks what can change while a
+//! connection lives: the certificate's expiry and the CRLs. (A CRL change is a reload, and a
+//! reload empties the session store, see [`crate::server_config`], so a revoked peer cannot
+//! resume either.)
 
 use std::collections::HashMap;
 use std::future::Future as _;
@@ -32,7 +36,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -53,6 +57,7 @@ use zt_identity::{IdentityError, PeerIdentity, TrustedDomains};
 use zt_telemetry::{InFlight, Metrics};
 
 use crate::crl::Crls;
+use crate::metrics::AcceptMetrics;
 use crate::server::ServerTls;
 
 /// How long a connection being closed (its peer was revoked) may still write, so the refusal
@@ -132,6 +137,7 @@ pub fn accept(
     limits: AcceptLimits,
     metrics: Metrics,
 ) -> impl Stream<Item = Result<PeerStream, io::Error>> {
+    let metrics = AcceptMetrics::new(&metrics);
     // Every reason a refusal can be counted under exists from now on, at 0.
     metrics.register_refusal_reasons(crate::REFUSAL_REASONS);
     // A small buffer: connections wait here only while tonic spawns the previous one.
@@ -144,7 +150,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Arc<ServerTls>,
     limits: AcceptLimits,
-    metrics: Metrics,
+    metrics: AcceptMetrics,
     tx: mpsc::Sender<Result<PeerStream, io::Error>>,
 ) {
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
@@ -178,7 +184,7 @@ async fn accept_loop(
         };
         // At the door: nothing is read, nothing is spent, before these two caps allow it.
         let refuse_at_door = |reason: &'static str, error: &str| {
-            metrics.handshake_refused(reason);
+            metrics.refused(reason);
             tracing::warn!(target: "zt_tls::refused", peer = %remote, reason, error, "refused connection");
         };
         if !failures.allows(remote.ip()) {
@@ -435,7 +441,7 @@ struct Pending {
     failures: FailureBudget,
     connections: Arc<Semaphore>,
     limits: AcceptLimits,
-    metrics: Metrics,
+    metrics: AcceptMetrics,
 }
 
 impl Pending {
@@ -483,7 +489,7 @@ impl Pending {
             if AUTHENTICATION_FAILURES.contains(&reason) {
                 self.failures.charge(self.remote.ip());
             }
-            self.metrics.handshake_refused(reason);
+            self.metrics.refused(reason);
             tracing::warn!(
                 target: "zt_tls::refused",
                 peer = %self.remote,
@@ -499,22 +505,24 @@ impl Pending {
                 return refuse(failure.reason, &failure);
             }
         };
-        let resumed = tls.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
-        let identity = OnceLock::new();
-        if resumed {
-            let leaf = tls.get_ref().1.peer_certificates().and_then(<[_]>::first);
-            let peer = self
-                .domains
-                .identify(leaf.map(|der| der.as_ref()))
-                .and_then(|peer| {
-                    peer.check_expiry(crate::unix_now())
-                        .map(|()| Arc::new(peer))
-                });
-            if let Err(err) = &peer {
+        let session = tls.get_ref().1;
+        let resumed = session.handshake_kind() == Some(HandshakeKind::Resumed);
+        let certs: Arc<[CertificateDer<'static>]> =
+            Arc::from(session.peer_certificates().unwrap_or_default());
+        let chain = &*certs;
+        // The identity, once for the connection. After a full handshake the verifier has
+        // checked all of it; a resumed one is checked here for the first time since.
+        let identity = self
+            .domains
+            .identify(chain.first().map(|der| der.as_ref()))
+            .and_then(|peer| peer.check_expiry(crate::unix_now()).map(|()| peer));
+        let identity = match identity {
+            Ok(peer) => Arc::new(peer),
+            Err(err) if resumed => {
                 return refuse(err.kind(), &format_args!("resumed session: {err}"));
             }
-            let _ = identity.set(peer);
-        }
+            Err(err) => return refuse(err.kind(), &err),
+        };
         let Ok(permit) = self.connections.try_acquire_owned() else {
             // Dropping `tls` closes the socket; a retrying client will land once a slot frees.
             return refuse("connection_limit", &"too many open connections");
@@ -523,10 +531,12 @@ impl Pending {
             inner: tls,
             shared: Arc::new(ConnShared {
                 identity,
-                chain: OnceLock::new(),
+                issuers: issuers_and_serials(&certs),
+                certs,
                 resumed,
                 crls: self.crls,
                 closing: AtomicBool::new(false),
+                metrics: self.metrics.clone(),
             }),
             grace: None,
             expires: self
@@ -534,9 +544,9 @@ impl Pending {
                 .max_connection_lifetime
                 .map(|lifetime| Box::pin(tokio::time::sleep(lifetime))),
             _permit: permit,
-            _open: self.metrics.connection_opened(),
+            _open: self.metrics.opened(),
         };
-        self.metrics.handshake_completed(resumed);
+        self.metrics.completed(resumed);
         // Fails only when the server is shutting down; the connection is then dropped.
         let _ = tx.send(Ok(stream)).await;
     }
@@ -569,26 +579,44 @@ pub struct PeerStream {
 /// What the connection and every request on it share.
 #[derive(Debug)]
 struct ConnShared {
-    identity: OnceLock<Result<Arc<PeerIdentity>, IdentityError>>,
+    /// Who the peer proved to be at the handshake.
+    identity: Arc<PeerIdentity>,
+    /// The chain rustls verified (or restored, on resumption), leaf first.
+    certs: Arc<[CertificateDer<'static>]>,
     /// Issuer (RFC 4514) and serial (lowercase hex) of each certificate the peer presented
-    /// after its leaf, read once, for the per-request revocation check.
-    chain: OnceLock<Box<[(String, String)]>>,
+    /// after its leaf, for the per-request revocation check.
+    issuers: Box<[(String, String)]>,
     /// Whether the handshake resumed an earlier session.
     resumed: bool,
     /// The server's CRLs, as they are now (reloads included).
     crls: Arc<ArcSwap<Crls>>,
     closing: AtomicBool,
+    metrics: AcceptMetrics,
 }
 
-/// What tonic puts in every request's extensions for a [`PeerStream`] connection.
+/// Issuer and serial of each certificate of `chain` after the leaf. One the peer sent that
+/// does not parse cannot be on the path rustls verified, and is skipped.
+fn issuers_and_serials(chain: &[CertificateDer<'_>]) -> Box<[(String, String)]> {
+    chain
+        .iter()
+        .skip(1)
+        .filter_map(|der| {
+            let (_, cert) = X509Certificate::from_der(der).ok()?;
+            Some((
+                zt_identity::rfc4514(cert.issuer()),
+                cert.tbs_certificate.serial.to_str_radix(16),
+            ))
+        })
+        .collect()
+}
+
+/// What tonic puts in every request's extensions for a [`PeerStream`] connection: the TCP
+/// addresses and the peer's identity, derived once at the handshake.
 ///
-/// Cloned into each request, but the state is shared: the certificate is parsed into a
-/// [`PeerIdentity`] once per connection, by the first request that asks.
+/// Cloned into each request (two `Arc`s); the state is the connection's.
 #[derive(Debug, Clone)]
 pub struct PeerConnectInfo {
     tcp: TcpConnectInfo,
-    /// The chain rustls verified, leaf first; shared by every request on the connection.
-    certs: Option<Arc<[CertificateDer<'static>]>>,
     shared: Arc<ConnShared>,
 }
 
@@ -598,9 +626,10 @@ impl PeerConnectInfo {
         &self.tcp
     }
 
-    /// The peer's verified certificate chain, leaf first.
-    pub fn peer_certs(&self) -> Option<&[CertificateDer<'static>]> {
-        self.certs.as_deref()
+    /// The peer's verified certificate chain, leaf first (never empty: the server requires a
+    /// client certificate).
+    pub fn peer_certs(&self) -> &[CertificateDer<'static>] {
+        &self.shared.certs
     }
 
     /// Whether this connection resumed an earlier TLS session (no certificate exchange; the
@@ -609,52 +638,34 @@ impl PeerConnectInfo {
         self.shared.resumed
     }
 
-    /// The peer's identity, derived from its verified leaf certificate on first use and cached
-    /// for the life of the connection.
-    pub fn identity(&self, domains: &TrustedDomains) -> Result<Arc<PeerIdentity>, IdentityError> {
-        self.shared
-            .identity
-            .get_or_init(|| {
-                let leaf = self.peer_certs().and_then(<[_]>::first);
-                domains.identify(leaf.map(|der| der.as_ref())).map(Arc::new)
-            })
-            .clone()
-    }
-
-    /// Whether `peer` (this connection's identity) or any certificate of the chain it
-    /// presented (an intermediate CA) is revoked by the server's CRLs *now*: the handshake
-    /// checked the CRLs of its time, a reload may have added one since. A certificate the
-    /// peer sent that is not on its path is checked too, which can only refuse.
-    pub fn is_revoked(&self, peer: &PeerIdentity) -> bool {
-        let crls = self.shared.crls.load();
-        crls.is_revoked(peer.issuer(), peer.serial())
-            || self
-                .chain()
+    /// The identity the peer proved at the handshake, if it still holds now: its certificate
+    /// has not expired since, and neither it nor any certificate of the chain it presented
+    /// (an intermediate CA) is revoked by the server's CRLs as they are now (the handshake
+    /// checked the CRLs of its time; a reload may have added one since).
+    ///
+    /// # Errors
+    /// [`IdentityError::Expired`]; [`IdentityError::Revoked`], in which case the connection is
+    /// also closed (after a short grace, so this request's refusal still reaches the peer) and
+    /// `zt_revoked_connections_closed_total` counts it: every stream on it ends.
+    pub fn peer(&self) -> Result<Arc<PeerIdentity>, IdentityError> {
+        let shared = &*self.shared;
+        let peer = &shared.identity;
+        peer.check_expiry(crate::unix_now())?;
+        let crls = shared.crls.load();
+        let revoked = crls.is_revoked(peer.issuer(), peer.serial())
+            || shared
+                .issuers
                 .iter()
-                .any(|(issuer, serial)| crls.is_revoked(issuer, serial))
-    }
-
-    fn chain(&self) -> &[(String, String)] {
-        self.shared.chain.get_or_init(|| {
-            self.peer_certs()
-                .unwrap_or_default()
-                .iter()
-                .skip(1)
-                .filter_map(|der| {
-                    let (_, cert) = X509Certificate::from_der(der).ok()?;
-                    Some((
-                        zt_identity::rfc4514(cert.issuer()),
-                        cert.tbs_certificate.serial.to_str_radix(16),
-                    ))
-                })
-                .collect()
-        })
-    }
-
-    /// Closes the connection after a short grace (so that the answer to the
-    /// current request can still be written). Every stream on it ends.
-    pub fn close(&self) {
-        self.shared.closing.store(true, Ordering::Release);
+                .any(|(issuer, serial)| crls.is_revoked(issuer, serial));
+        if revoked {
+            if !shared.closing.swap(true, Ordering::AcqRel) {
+                shared.metrics.revoked_closed();
+            }
+            return Err(IdentityError::Revoked {
+                serial: peer.serial().to_owned(),
+            });
+        }
+        Ok(Arc::clone(peer))
     }
 }
 
@@ -662,10 +673,9 @@ impl Connected for PeerStream {
     type ConnectInfo = PeerConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        let (tcp, tls) = self.inner.get_ref();
+        let (tcp, _) = self.inner.get_ref();
         PeerConnectInfo {
             tcp: tcp.connect_info(),
-            certs: tls.peer_certificates().map(Arc::from),
             shared: Arc::clone(&self.shared),
         }
     }

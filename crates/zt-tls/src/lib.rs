@@ -25,6 +25,7 @@ mod crl;
 mod describe;
 mod error;
 mod formats;
+mod metrics;
 mod probe;
 mod server;
 mod store;

@@ -128,7 +128,7 @@ pub struct ServerMaterial {
 /// A reload reads every file again and builds a whole new configuration; only if all of it is
 /// good does it replace the current one, atomically. New handshakes then use the new material;
 /// established connections keep the session they negotiated. The CRLs are also shared with
-/// every open connection ([`crate::PeerConnectInfo::is_revoked`]), so a revocation reaches
+/// every open connection ([`crate::PeerConnectInfo::peer`]), so a revocation reaches
 /// live peers at their next request.
 #[derive(Debug)]
 pub struct ServerTls {

@@ -226,6 +226,9 @@ pub enum LeftOut {
     },
 }
 
+/// Every [`LeftOut::reason`].
+pub(crate) const LEFT_OUT_REASONS: [&str; 2] = ["expired", "not_yet_valid"];
+
 impl LeftOut {
     /// A stable label for logs and metrics: `expired` or `not_yet_valid`.
     pub fn reason(self) -> &'static str {
