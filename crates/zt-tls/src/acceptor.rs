@@ -552,16 +552,6 @@ impl Pending {
     }
 }
 
-/// A short, stable label for why a handshake failed, for logs and metrics: `no_certificate`,
-/// `unknown_ca`, `expired`, `not_yet_valid`, `revoked`, `not_svid`, `untrusted_trust_domain`,
-/// `bad_certificate`, `protocol_version`, `no_application_protocol`, `client_alert`, `not_tls`,
-/// `handshake_timeout`, `io`, `tls_error`. (The accept loop adds `connection_limit` for an
-/// authenticated peer turned away because every connection slot is taken.) The whole list is
-/// [`crate::REFUSAL_REASONS`]; [`crate::describe_handshake`] gives the sentence as well.
-pub fn refusal_reason(err: &io::Error) -> &'static str {
-    crate::describe_handshake(err).reason
-}
-
 /// An established, mutually authenticated connection, holding its slot in the connection cap
 /// until it closes.
 #[derive(Debug)]

@@ -32,7 +32,7 @@ mod store;
 mod usable;
 mod verify;
 
-pub use acceptor::{AcceptLimits, PeerConnectInfo, PeerStream, accept, refusal_reason};
+pub use acceptor::{AcceptLimits, PeerConnectInfo, PeerStream, accept};
 pub use client::{ClientTls, MtlsConnector, channel, client_config};
 pub use crl::Crls;
 pub use describe::{
