@@ -1,15 +1,15 @@
-//! The ledger's books: accounts, balances and transfers, in memory. Pure: no I/O, no gRPC.
+//! The ledger's rules: what a transfer is, what makes one valid, what counts as a retry of
+//! another, and the accounts it opens with. Pure: no I/O, no gRPC. The store of record
+//! ([`crate::store`]) applies these rules inside its transactions.
 //!
-//! Money is an `i64` count of cents; every change is checked for overflow. A transfer carries
-//! an idempotency key, scoped to the caller: the same caller retrying the same key gets the
-//! original transfer back instead of a second one, whatever happened to the first response.
-
-use std::collections::HashMap;
+//! Money is an `i64` count of cents. A transfer carries an idempotency key, scoped to the
+//! caller: the same caller retrying the same key gets the original transfer back instead of a
+//! second one, whatever happened to the first response (and whichever replica answered it).
 
 /// A completed transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
-    /// `tx-000001`, in order of application.
+    /// `tx-000001`: the store's sequence number (increasing, possibly with gaps).
     pub id: String,
     /// The debited account.
     pub from: String,
@@ -42,7 +42,7 @@ pub struct TransferRequest {
     pub memo: String,
 }
 
-/// Why the books refused an operation.
+/// Why the ledger refused or could not complete an operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookError {
     /// No such account.
@@ -73,124 +73,92 @@ pub enum BookError {
     /// A memo longer than allowed.
     #[error("memo longer than {MAX_MEMO_LEN} bytes")]
     MemoTooLong,
+    /// The database cannot be reached (not yet, or no longer), or stayed too busy through
+    /// every retry. Nothing was applied: the caller may retry.
+    #[error("the ledger's database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database answered with an error no retry can cure (a schema or a constraint the
+    /// rules did not expect). Nothing was applied.
+    #[error("the ledger's database failed: {0}")]
+    Storage(String),
 }
 
 /// Largest single transfer: 10 million units of currency.
 pub const MAX_TRANSFER_CENTS: i64 = 1_000_000_000;
-const MAX_KEY_LEN: usize = 128;
-const MAX_MEMO_LEN: usize = 256;
+/// Longest idempotency key, bytes.
+pub const MAX_KEY_LEN: usize = 128;
+/// Longest memo, bytes.
+pub const MAX_MEMO_LEN: usize = 256;
 
-/// Accounts, balances and the transfer log.
-#[derive(Debug, Default)]
-pub struct Book {
-    balances: HashMap<String, i64>,
-    transfers: Vec<Transfer>,
-    /// (caller, idempotency key) -> index into `transfers`.
-    applied: HashMap<(String, String), usize>,
+/// The demo accounts and their opening balances in cents, as the first migration creates
+/// them (services/ledger/migrations/*/0001_ledger.sql): $100,000.00, $50,000.00, $25,000.00.
+/// Transfers only move money between them, so the sum stays [`seed_total`] forever.
+pub const SEED: [(&str, i64); 3] = [
+    ("alice", 100_000_00),
+    ("bob", 50_000_00),
+    ("carol", 25_000_00),
+];
+
+/// The sum of all balances: what every transfer conserves.
+pub fn seed_total() -> i64 {
+    SEED.iter().map(|(_, cents)| cents).sum()
 }
 
-impl Book {
-    /// A book with the demo accounts and opening balances.
-    pub fn seeded() -> Self {
-        let mut book = Self::default();
-        for (account, cents) in [
-            ("alice", 100_000_00),
-            ("bob", 50_000_00),
-            ("carol", 25_000_00),
-        ] {
-            book.balances.insert(account.to_owned(), cents);
-        }
-        book
+/// Checks everything about a transfer that needs no balance: the key, the amount, the memo,
+/// and that it moves money between two different accounts.
+///
+/// # Errors
+/// [`BookError::BadIdempotencyKey`], [`BookError::InvalidAmount`], [`BookError::MemoTooLong`]
+/// or [`BookError::SameAccount`], in that order.
+pub fn validate(request: &TransferRequest) -> Result<(), BookError> {
+    let key = &request.idempotency_key;
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(BookError::BadIdempotencyKey);
     }
-
-    /// An account's balance in cents.
-    pub fn balance(&self, account: &str) -> Result<i64, BookError> {
-        self.balances
-            .get(account)
-            .copied()
-            .ok_or_else(|| BookError::UnknownAccount(account.to_owned()))
+    if !(1..=MAX_TRANSFER_CENTS).contains(&request.amount_cents) {
+        return Err(BookError::InvalidAmount(request.amount_cents));
     }
-
-    /// Applies a transfer once per (caller, key). Returns the transfer and whether it is a
-    /// replay of an earlier one.
-    pub fn transfer(
-        &mut self,
-        caller: &str,
-        request: TransferRequest,
-        now_unix_ms: i64,
-    ) -> Result<(Transfer, bool), BookError> {
-        let key = &request.idempotency_key;
-        if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(BookError::BadIdempotencyKey);
-        }
-        if let Some(&index) = self.applied.get(&(caller.to_owned(), key.clone())) {
-            let earlier = &self.transfers[index];
-            let same = earlier.from == request.from
-                && earlier.to == request.to
-                && earlier.amount_cents == request.amount_cents
-                && earlier.memo == request.memo;
-            return if same {
-                Ok((earlier.clone(), true))
-            } else {
-                Err(BookError::KeyReused(key.clone()))
-            };
-        }
-        if !(1..=MAX_TRANSFER_CENTS).contains(&request.amount_cents) {
-            return Err(BookError::InvalidAmount(request.amount_cents));
-        }
-        if request.memo.len() > MAX_MEMO_LEN {
-            return Err(BookError::MemoTooLong);
-        }
-        if request.from == request.to {
-            return Err(BookError::SameAccount);
-        }
-        let from_balance = self.balance(&request.from)?;
-        let to_balance = self.balance(&request.to)?;
-        let Some(new_from) = from_balance
-            .checked_sub(request.amount_cents)
-            .filter(|b| *b >= 0)
-        else {
-            return Err(BookError::InsufficientFunds {
-                account: request.from,
-                balance: from_balance,
-                requested: request.amount_cents,
-            });
-        };
-        // Balances are bounded far below i64::MAX by MAX_TRANSFER_CENTS and the seed, but a
-        // checked add keeps that an invariant rather than a hope.
-        let Some(new_to) = to_balance.checked_add(request.amount_cents) else {
-            return Err(BookError::InvalidAmount(request.amount_cents));
-        };
-        self.balances.insert(request.from.clone(), new_from);
-        self.balances.insert(request.to.clone(), new_to);
-
-        let transfer = Transfer {
-            id: format!("tx-{:06}", self.transfers.len() + 1),
-            from: request.from,
-            to: request.to,
-            amount_cents: request.amount_cents,
-            memo: request.memo,
-            initiated_by: caller.to_owned(),
-            idempotency_key: request.idempotency_key,
-            created_at_unix_ms: now_unix_ms,
-        };
-        self.applied.insert(
-            (caller.to_owned(), transfer.idempotency_key.clone()),
-            self.transfers.len(),
-        );
-        self.transfers.push(transfer.clone());
-        Ok((transfer, false))
+    if request.memo.len() > MAX_MEMO_LEN {
+        return Err(BookError::MemoTooLong);
     }
+    if request.from == request.to {
+        return Err(BookError::SameAccount);
+    }
+    Ok(())
+}
 
-    /// Transfers newest first, optionally only those touching `account`, at most `limit`.
-    pub fn list(&self, account: Option<&str>, limit: usize) -> Vec<Transfer> {
-        self.transfers
-            .iter()
-            .rev()
-            .filter(|t| account.is_none_or(|a| t.from == a || t.to == a))
-            .take(limit)
-            .cloned()
-            .collect()
+/// What a request whose (caller, key) was already used gets: the earlier transfer if the
+/// request asks for the same movement (a retry), else [`BookError::KeyReused`].
+///
+/// # Errors
+/// [`BookError::KeyReused`] when from, to, amount or memo differ.
+pub fn replay(earlier: Transfer, request: &TransferRequest) -> Result<Transfer, BookError> {
+    let same = earlier.from == request.from
+        && earlier.to == request.to
+        && earlier.amount_cents == request.amount_cents
+        && earlier.memo == request.memo;
+    if same {
+        Ok(earlier)
+    } else {
+        Err(BookError::KeyReused(request.idempotency_key.clone()))
+    }
+}
+
+/// The transfer id a store's sequence number is shown as: `tx-000042`.
+pub fn transfer_id(sequence: i64) -> String {
+    format!("tx-{sequence:06}")
+}
+
+/// The order in which a transfer locks its two accounts: by account id, the same for every
+/// transfer, so two transfers between the same accounts in opposite directions never wait
+/// for each other in a cycle. Each item is (account, signed change in cents).
+pub fn lock_order(request: &TransferRequest) -> [(&str, i64); 2] {
+    let debit = (request.from.as_str(), -request.amount_cents);
+    let credit = (request.to.as_str(), request.amount_cents);
+    if request.from <= request.to {
+        [debit, credit]
+    } else {
+        [credit, debit]
     }
 }
 
@@ -208,44 +176,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn transfer_moves_money_once_per_key() {
-        let mut book = Book::seeded();
-        let (t, replayed) = book
-            .transfer("p", req("k1", "alice", "bob", 250), 1)
-            .unwrap();
-        assert!(!replayed);
-        assert_eq!(t.id, "tx-000001");
-        assert_eq!(book.balance("alice").unwrap(), 100_000_00 - 250);
-        assert_eq!(book.balance("bob").unwrap(), 50_000_00 + 250);
-
-        let (again, replayed) = book
-            .transfer("p", req("k1", "alice", "bob", 250), 2)
-            .unwrap();
-        assert!(replayed);
-        assert_eq!(again, t);
-        assert_eq!(
-            book.balance("alice").unwrap(),
-            100_000_00 - 250,
-            "applied once"
-        );
-
-        // The key is scoped per caller: another caller's k1 is a different transfer.
-        let (other, replayed) = book
-            .transfer("q", req("k1", "alice", "bob", 250), 3)
-            .unwrap();
-        assert!(!replayed);
-        assert_eq!(other.id, "tx-000002");
+    fn applied(request: &TransferRequest) -> Transfer {
+        Transfer {
+            id: transfer_id(1),
+            from: request.from.clone(),
+            to: request.to.clone(),
+            amount_cents: request.amount_cents,
+            memo: request.memo.clone(),
+            initiated_by: "p".into(),
+            idempotency_key: request.idempotency_key.clone(),
+            created_at_unix_ms: 0,
+        }
     }
 
     #[test]
-    fn refusals_leave_balances_untouched() {
-        let mut book = Book::seeded();
+    fn validation_refuses_what_no_balance_can_make_right() {
         let cases = [
-            (
-                req("a", "alice", "nobody", 1),
-                BookError::UnknownAccount("nobody".into()),
-            ),
             (req("b", "alice", "bob", 0), BookError::InvalidAmount(0)),
             (req("c", "alice", "bob", -5), BookError::InvalidAmount(-5)),
             (
@@ -259,45 +205,59 @@ mod tests {
                 BookError::BadIdempotencyKey,
             ),
             (
-                req("f", "carol", "bob", 25_000_01),
-                BookError::InsufficientFunds {
-                    account: "carol".into(),
-                    balance: 25_000_00,
-                    requested: 25_000_01,
-                },
+                req(&"k".repeat(MAX_KEY_LEN + 1), "alice", "bob", 1),
+                BookError::BadIdempotencyKey,
             ),
         ];
         for (request, want) in cases {
-            assert_eq!(book.transfer("p", request, 0), Err(want));
+            assert_eq!(validate(&request), Err(want), "{request:?}");
         }
-        assert_eq!(book.balance("alice").unwrap(), 100_000_00);
-        assert_eq!(book.balance("carol").unwrap(), 25_000_00);
-        assert!(book.list(None, 10).is_empty());
-    }
-
-    #[test]
-    fn reusing_a_key_for_a_different_transfer_is_refused() {
-        let mut book = Book::seeded();
-        book.transfer("p", req("k", "alice", "bob", 1), 0).unwrap();
+        let mut long = req("m", "alice", "bob", 1);
+        long.memo = "x".repeat(MAX_MEMO_LEN + 1);
+        assert_eq!(validate(&long), Err(BookError::MemoTooLong));
         assert_eq!(
-            book.transfer("p", req("k", "alice", "bob", 2), 0),
-            Err(BookError::KeyReused("k".into()))
+            validate(&req("ok", "alice", "bob", MAX_TRANSFER_CENTS)),
+            Ok(())
         );
     }
 
     #[test]
-    fn list_is_newest_first_filtered_and_limited() {
-        let mut book = Book::seeded();
-        book.transfer("p", req("1", "alice", "bob", 1), 0).unwrap();
-        book.transfer("p", req("2", "bob", "carol", 1), 0).unwrap();
-        book.transfer("p", req("3", "alice", "carol", 1), 0)
-            .unwrap();
-        let ids = |v: Vec<Transfer>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    fn a_retry_gets_the_original_and_a_different_request_is_refused() {
+        let first = req("k", "alice", "bob", 250);
+        let original = applied(&first);
+        assert_eq!(replay(original.clone(), &first), Ok(original.clone()));
+        for other in [
+            req("k", "alice", "bob", 251),
+            req("k", "alice", "carol", 250),
+            req("k", "bob", "alice", 250),
+            TransferRequest {
+                memo: "different".into(),
+                ..first
+            },
+        ] {
+            assert_eq!(
+                replay(original.clone(), &other),
+                Err(BookError::KeyReused("k".into()))
+            );
+        }
+    }
+
+    #[test]
+    fn accounts_are_locked_in_one_order_whatever_the_direction() {
         assert_eq!(
-            ids(book.list(None, 10)),
-            ["tx-000003", "tx-000002", "tx-000001"]
+            lock_order(&req("1", "alice", "bob", 5)),
+            [("alice", -5), ("bob", 5)]
         );
-        assert_eq!(ids(book.list(Some("bob"), 10)), ["tx-000002", "tx-000001"]);
-        assert_eq!(ids(book.list(None, 1)), ["tx-000003"]);
+        assert_eq!(
+            lock_order(&req("2", "bob", "alice", 5)),
+            [("alice", 5), ("bob", -5)]
+        );
+    }
+
+    #[test]
+    fn ids_and_the_seed() {
+        assert_eq!(transfer_id(1), "tx-000001");
+        assert_eq!(transfer_id(1_234_567), "tx-1234567");
+        assert_eq!(seed_total(), 175_000_00);
     }
 }

@@ -8,6 +8,13 @@ use zt_identity::TrustDomain;
 use zt_telemetry::LogFormat;
 use zt_tls::BundleSource;
 
+use crate::error::Error;
+use crate::store::{ClientTls, DatabaseUrl};
+
+/// Where the binary keeps its books unless told otherwise: a SQLite file in the working
+/// directory (created with its `-wal` and `-shm` companions on first start).
+pub const DEFAULT_DATABASE: &str = "sqlite://ledger.db";
+
 /// Everything the ledger needs to start. Paths default to the development set in `certs/`.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -84,6 +91,18 @@ pub struct Config {
         default_value = "zt.example"
     )]
     pub trust_domains: Vec<TrustDomain>,
+    /// The store of record: `sqlite://PATH` (relative to the working directory; the file is
+    /// created if missing), `sqlite:///ABSOLUTE/PATH`, `sqlite::memory:` (nothing survives
+    /// the process), or `postgres://ROLE@HOST:PORT/DATABASE`, reached over mutual TLS with
+    /// this server's own --cert/--key and verified (`verify-full`: the CA of --database-ca,
+    /// the URL's host name in the server's certificate). Migrations are applied at startup;
+    /// until the database answers, the ledger waits with backoff and accepts no connection.
+    #[arg(long, env = "LEDGER_DATABASE", default_value = DEFAULT_DATABASE)]
+    pub database: DatabaseUrl,
+    /// CA certificates (PEM) trusted to issue the PostgreSQL server's certificate. Default:
+    /// the first --ca file.
+    #[arg(long, env = "LEDGER_DATABASE_CA")]
+    pub database_ca: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "LEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -142,8 +161,44 @@ impl Config {
         }
     }
 
-    /// A configuration with every default but the four files, as if given on the command line.
-    /// For embedding the ledger (tests, other tools) without spelling out flags.
+    /// The files the ledger authenticates to PostgreSQL with: its own keystore and
+    /// --database-ca (else the first --ca).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the database is PostgreSQL and the keystore is a PKCS#12 file
+    /// (the database driver reads PEM files) or no CA file is given.
+    pub fn database_tls(&self) -> Result<ClientTls, Error> {
+        let ca = self
+            .database_ca
+            .clone()
+            .or_else(|| self.ca.first().map(|bundle| bundle.path.clone()));
+        let tls = ClientTls {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            ca: ca.clone().unwrap_or_default(),
+        };
+        if matches!(self.database, DatabaseUrl::Postgres(_)) {
+            if ca.is_none() {
+                return Err(Error::Usage(
+                    "a PostgreSQL --database needs --database-ca or --ca".to_owned(),
+                ));
+            }
+            if self.keystore_password_file.is_some()
+                || std::env::var_os("LEDGER_KEYSTORE_PASSWORD").is_some()
+            {
+                return Err(Error::Usage(
+                    "a PostgreSQL --database needs the keystore as PEM --cert and --key files                      (not PKCS#12)"
+                        .to_owned(),
+                ));
+            }
+        }
+        Ok(tls)
+    }
+
+    /// A configuration with every default but the four files, as if given on the command
+    /// line, and an in-memory SQLite database (`sqlite::memory:`), so that ledgers embedded
+    /// side by side share no books and leave no file. For embedding the ledger (tests, other
+    /// tools) without spelling out flags; set [`Config::database`] to keep the books.
     pub fn with_files(cert: &Path, key: &Path, ca: &Path, policy: &Path) -> Self {
         <Self as clap::Parser>::parse_from([
             "ledger".as_ref(),
@@ -155,7 +210,9 @@ impl Config {
             ca.as_os_str(),
             "--policy".as_ref(),
             policy.as_os_str(),
-        ] as [&std::ffi::OsStr; 9])
+            "--database".as_ref(),
+            "sqlite::memory:".as_ref(),
+        ] as [&std::ffi::OsStr; 11])
     }
 }
 
@@ -387,6 +444,9 @@ mod tests {
         assert!(!server.strict_policy);
         assert_eq!(server.shadow_policy, None);
         assert_eq!(server.metrics_listen, None);
+        assert_eq!(config.database, DatabaseUrl::memory());
+        let binary = <Config as clap::Parser>::parse_from(["ledger"]);
+        assert_eq!(binary.database.as_str(), DEFAULT_DATABASE);
     }
 
     #[test]

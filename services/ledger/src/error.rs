@@ -21,6 +21,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The database URL or its options can never work (a reachable database that is merely
+    /// down is waited for instead).
+    #[error("database: {0}")]
+    Database(String),
     /// A command-line value that cannot be used.
     #[error("{0}")]
     Usage(String),

@@ -8,8 +8,9 @@
 //! - [`config`]: flags and environment variables, and the resource limits they set.
 //! - [`Server`]: loads and checks every file, then serves on a given listener until a
 //!   shutdown future completes (`run(listener, shutdown)`, so tests bind `127.0.0.1:0`).
-//! - [`book`]: accounts and idempotent transfers, pure logic.
-//! - [`service`]: the gRPC handlers over the book.
+//! - [`book`]: the rules of transfers and idempotency keys, pure logic.
+//! - [`store`]: the store of record (SQLite or PostgreSQL over mTLS) behind a small trait.
+//! - [`service`]: the gRPC handlers over the store.
 //! - [`probe`]: the `health` subcommand, a health check over mTLS for containers.
 //! - [`policy_tools`]: the `policy check|coverage|explain` subcommands.
 
@@ -20,6 +21,7 @@ mod health;
 pub mod policy_tools;
 mod server;
 pub mod service;
+pub mod store;
 
 pub use config::{Command, Config, PolicyCommand};
 pub use error::Error;

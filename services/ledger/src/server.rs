@@ -1,6 +1,6 @@
-//! The ledger on the hardened server of `zt_server`: its service, its methods and its
-//! message size. Everything else (acceptor, TLS, authorization, reload, metrics, health,
-//! limits, drain) is the library's.
+//! The ledger on the hardened server of `zt_server`: its service, its methods, its message
+//! size and its database. Everything else (acceptor, TLS, authorization, reload, metrics,
+//! health, limits, drain) is the library's.
 
 use std::future::Future;
 
@@ -9,18 +9,21 @@ use tonic::service::Routes;
 use zt_proto::ledger::v1::ledger_server::LedgerServer;
 use zt_telemetry::Metrics;
 
-use crate::book::Book;
 use crate::config::Config;
 use crate::error::Error;
 use crate::service::LedgerService;
+use crate::store::{self, ClientTls, DatabaseUrl};
 
-/// A ledger whose every input (keystore, truststore, CRLs, policies) has been loaded and
-/// checked. Building one does all the validation, so a bad file fails before anything listens.
+/// A ledger whose every input (keystore, truststore, CRLs, policies, database URL) has been
+/// loaded and checked. Building one does all the validation, so a bad file fails before
+/// anything listens.
 #[derive(Debug)]
 pub struct Server {
     server: zt_server::Server,
     ledger: LedgerService,
     max_message_size: usize,
+    database: DatabaseUrl,
+    database_tls: ClientTls,
 }
 
 /// Every method this server serves (the ledger's and the health service's), for metric labels
@@ -33,13 +36,21 @@ pub fn served_methods() -> Vec<String> {
 }
 
 impl Server {
-    /// Loads and checks every file named in `config`.
+    /// Loads and checks every file named in `config`. The database is reached later, by
+    /// [`Server::run`] or [`Server::spawn`].
+    ///
+    /// # Errors
+    /// [`Error::Server`] for the TLS files and policies; [`Error::Usage`] for a PostgreSQL
+    /// database with a keystore that is not PEM files.
     pub fn load(config: Config) -> Result<Self, Error> {
+        let database_tls = config.database_tls()?;
         let server = zt_server::Server::load(config.server_config(), served_methods())?;
         Ok(Self {
             server,
-            ledger: LedgerService::new(Book::seeded()),
+            ledger: LedgerService::new(),
             max_message_size: config.limits.max_message_size,
+            database: config.database,
+            database_tls,
         })
     }
 
@@ -62,25 +73,61 @@ impl Server {
         )
     }
 
-    /// Serves on `listener` in a background task until the returned handle is dropped.
+    /// Serves on `listener` in a background task until the returned handle is dropped. As
+    /// with [`Server::run`], connections are taken only once the database is ready.
+    ///
+    /// # Errors
+    /// [`Error::Server`] if the listener's address cannot be read.
     pub fn spawn(self, listener: TcpListener) -> Result<Background, Error> {
-        let routes = self.routes();
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Server(zt_server::Error::Listener(e)))?;
         let service = self.ledger.clone();
-        let server = self.server.spawn(listener, routes)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let result = self
+                .run(listener, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(err) = &result {
+                tracing::error!(error = %err, "ledger stopped");
+            }
+            result
+        });
         Ok(Background {
-            addr: server.addr(),
+            addr,
             service,
-            _server: server,
+            _stop: stop,
+            _task: task,
         })
     }
 
-    /// Serves on `listener` until `shutdown` completes, then stops accepting, lets in-flight
-    /// RPCs finish for up to the drain timeout, and returns.
+    /// Opens the database (waiting for it with backoff, logging why, for as long as it takes
+    /// or until `shutdown`), then serves on `listener` until `shutdown` completes, stops
+    /// accepting, lets in-flight RPCs finish for up to the drain timeout, and returns.
+    ///
+    /// Until the database is ready nothing is accepted: a health probe gets no answer (the
+    /// container is not healthy) and clients wait or retry.
+    ///
+    /// # Errors
+    /// [`Error::Database`] for a database URL that can never work; [`Error::Server`] when
+    /// serving fails.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), Error> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        tokio::select! {
+            opened = store::open_with_backoff(&self.database, &self.database_tls) => {
+                self.ledger.attach(opened.map_err(|e| Error::Database(e.to_string()))?);
+            }
+            () = &mut shutdown => {
+                tracing::info!("ledger stopped before its database was ready");
+                return Ok(());
+            }
+        }
         let routes = self.routes();
         Ok(self.server.run(listener, routes, shutdown).await?)
     }
@@ -92,8 +139,11 @@ impl Server {
 pub struct Background {
     /// Where it listens.
     pub addr: std::net::SocketAddr,
-    /// Its service, to observe state (such as how many handlers ran).
+    /// Its service, to observe state (such as how many handlers ran, or the books).
     pub service: LedgerService,
     /// Dropping it completes the shutdown future.
-    _server: zt_server::Background,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    /// The serving task. Dropping the handle detaches it: it drains on its own once `_stop`
+    /// is gone.
+    _task: tokio::task::JoinHandle<Result<(), Error>>,
 }

@@ -1,11 +1,11 @@
-//! The gRPC handlers: translate between the wire contract and the [`Book`].
+//! The gRPC handlers: translate between the wire contract and the [`Store`].
 //!
 //! By the time a handler runs, the authorization layer has verified the caller and inserted its
 //! [`PeerIdentity`]; handlers read it (to record who moved money) but never decide access.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio_stream::Stream;
@@ -13,28 +13,38 @@ use tonic::{Request, Response, Status};
 use zt_identity::PeerIdentity;
 use zt_proto::ledger::v1 as pb;
 
-use crate::book::{Book, BookError, Transfer, TransferRequest};
+use crate::book::{BookError, Transfer, TransferRequest};
+use crate::store::Store;
 
 /// Transfers returned by `ListTransfers` when the caller asks for no particular number.
 const DEFAULT_LIST_LIMIT: usize = 100;
 /// Most transfers one `ListTransfers` call returns.
 const MAX_LIST_LIMIT: usize = 1000;
 
-/// The `ledger.v1.Ledger` service.
-#[derive(Debug, Clone)]
+/// The `ledger.v1.Ledger` service. Clones share the store and the counter.
+#[derive(Debug, Clone, Default)]
 pub struct LedgerService {
-    book: Arc<Mutex<Book>>,
+    /// Set once the database is reachable and migrated; the server serves only after that.
+    store: Arc<OnceLock<Arc<dyn Store>>>,
     /// Handler invocations: lets operators (and tests) see that refused requests never got here.
     handled: Arc<AtomicU64>,
 }
 
 impl LedgerService {
-    /// A service over `book`.
-    pub fn new(book: Book) -> Self {
-        Self {
-            book: Arc::new(Mutex::new(book)),
-            handled: Arc::default(),
-        }
+    /// A service with no store yet: its handlers answer `UNAVAILABLE` until
+    /// [`LedgerService::attach`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Gives the service (and every clone) its store. Only the first call has an effect.
+    pub fn attach(&self, store: Arc<dyn Store>) {
+        let _ = self.store.set(store);
+    }
+
+    /// The store, once attached: to observe the books (tests check balances with it).
+    pub fn store(&self) -> Option<Arc<dyn Store>> {
+        self.store.get().cloned()
     }
 
     /// How many times any handler has run.
@@ -54,12 +64,11 @@ impl LedgerService {
             .ok_or_else(|| Status::unauthenticated("no verified peer identity"))
     }
 
-    fn book(&self) -> MutexGuard<'_, Book> {
-        // A panic while holding the lock cannot leave the book half-updated (every mutation
-        // is validated before any write), so a poisoned lock is safe to keep using.
-        self.book
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn books(&self) -> Result<&dyn Store, Status> {
+        self.store
+            .get()
+            .map(|store| &**store)
+            .ok_or_else(|| Status::unavailable("the ledger's database is not reachable yet"))
     }
 }
 
@@ -73,7 +82,7 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::GetBalanceResponse>, Status> {
         self.enter(&request)?;
         let account_id = request.into_inner().account_id;
-        let balance_cents = self.book().balance(&account_id).map_err(status)?;
+        let balance_cents = self.books()?.balance(&account_id).await.map_err(status)?;
         Ok(Response::new(pb::GetBalanceResponse {
             account_id,
             balance_cents,
@@ -95,8 +104,9 @@ impl pb::ledger_server::Ledger for LedgerService {
             memo: r.memo,
         };
         let (transfer, replayed) = self
-            .book()
-            .transfer(caller.spiffe_id().as_str(), request, now_unix_ms())
+            .books()?
+            .transfer(caller.spiffe_id().as_str(), &request, now_unix_ms())
+            .await
             .map_err(status)?;
         tracing::info!(
             transfer = %transfer.id,
@@ -128,13 +138,8 @@ impl pb::ledger_server::Ledger for LedgerService {
                 .min(MAX_LIST_LIMIT),
         };
         let account = Some(r.account_id.as_str()).filter(|a| !a.is_empty());
-        let book = self.book();
-        if let Some(account) = account {
-            book.balance(account).map_err(status)?;
-        }
-        // Snapshot under the lock, stream after releasing it: a slow reader holds no lock.
-        let snapshot = book.list(account, limit);
-        drop(book);
+        // Read whole, then streamed: a slow reader holds no connection or lock.
+        let snapshot = self.books()?.list(account, limit).await.map_err(status)?;
         let stream = tokio_stream::iter(snapshot.into_iter().map(|t| Ok(record(t))));
         Ok(Response::new(Box::pin(stream)))
     }
@@ -150,6 +155,13 @@ fn status(err: BookError) -> Status {
         | BookError::MemoTooLong => Status::invalid_argument(message),
         BookError::InsufficientFunds { .. } | BookError::KeyReused(_) => {
             Status::failed_precondition(message)
+        }
+        // Nothing was applied: clients retry UNAVAILABLE.
+        BookError::Unavailable(_) => Status::unavailable(message),
+        BookError::Storage(_) => {
+            // The detail is the operator's, not the caller's.
+            tracing::error!(error = %message, "database error");
+            Status::internal("the ledger's database failed; nothing was applied")
         }
     }
 }

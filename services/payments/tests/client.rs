@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
@@ -476,40 +477,62 @@ async fn a_broken_file_at_reload_keeps_the_last_good_material() {
 }
 
 /// The ledger restarts while payments is making transfers: every transfer completes, each
-/// exactly once. The ledger drains in-flight RPCs on shutdown, so a transfer either finished
-/// on the old instance (its answer delivered) or is retried, with backoff, to the new one.
-/// Handler counts prove it: no transfer ran twice (each instance keeps its own book, so a
-/// transfer applied on the old one and retried to the new one would run twice), and no
-/// answer was a replay.
+/// exactly once, and the books outlive the process. The ledger drains in-flight RPCs on
+/// shutdown, so a transfer either finished on the old instance (its answer delivered) or is
+/// retried, with backoff, to the new one. Handler counts prove no transfer ran twice and no
+/// answer was a replay; the new instance, on the same SQLite file, holds every balance the old
+/// one left, and a retry of a transfer made before the restart gets the original back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfers_survive_a_ledger_restart_exactly_once() {
     const TRANSFERS: u64 = 40;
     let pki = TestPki::new("zt.example");
     let server = pki.issue("ledger", LEDGER_ID, &["localhost"]);
     let payments = pki.issue("payments", PAYMENTS_ID, &[]);
-    let first = serve_local(&server, &pki.ca_cert()).await;
+    // The books live beside the test's certificates, in the PKI's temporary directory.
+    let books = pki.ca_cert().with_file_name("ledger.db");
+    let database: ledger::store::DatabaseUrl =
+        format!("sqlite://{}", books.display()).parse().unwrap();
+    let durable = |listener: TcpListener| {
+        let mut config = ledger::Config::with_files(
+            &server.cert,
+            &server.key,
+            &pki.ca_cert(),
+            Path::new(POLICY),
+        );
+        config.database = database.clone();
+        ledger::Server::load(config)
+            .unwrap()
+            .spawn(listener)
+            .unwrap()
+    };
+    let first = durable(TcpListener::bind("127.0.0.1:0").await.unwrap());
     let addr = first.addr;
     let config = client_config(addr, &payments, &pki.ca_cert(), &["--attempts", "8"]);
-    let client = Ledger::connect(&config, &payments.cert, &payments.key).unwrap();
+    let client = Arc::new(Ledger::connect(&config, &payments.cert, &payments.key).unwrap());
+    let transfer = |i: u64| pb::TransferRequest {
+        idempotency_key: format!("restart-{i}"),
+        from_account: "alice".into(),
+        to_account: "bob".into(),
+        amount_cents: 1,
+        memo: String::new(),
+    };
 
-    let load = tokio::spawn(async move {
-        let mut replayed = 0;
-        for i in 0..TRANSFERS {
-            let response = client
-                .transfer(pb::TransferRequest {
-                    idempotency_key: format!("restart-{i}"),
-                    from_account: "alice".into(),
-                    to_account: "bob".into(),
-                    amount_cents: 1,
-                    memo: String::new(),
-                })
-                .await
-                .unwrap_or_else(|e| panic!("transfer {i} failed: {e}"));
-            replayed += u64::from(response.replayed);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        replayed
-    });
+    let load = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let (mut replayed, mut first_applied) = (0, None);
+            for i in 0..TRANSFERS {
+                let response = client
+                    .transfer(transfer(i))
+                    .await
+                    .unwrap_or_else(|e| panic!("transfer {i} failed: {e}"));
+                replayed += u64::from(response.replayed);
+                first_applied.get_or_insert(response.transfer);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (replayed, first_applied)
+        })
+    };
 
     let old = first.service.clone();
     while old.handled() < 10 {
@@ -525,9 +548,9 @@ async fn transfers_survive_a_ledger_restart_exactly_once() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let second = serve(listener.expect("the port frees"), &server, &pki.ca_cert());
+    let second = durable(listener.expect("the port frees"));
 
-    let replayed = load.await.unwrap();
+    let (replayed, first_applied) = load.await.unwrap();
     let (before, after) = (old.handled(), second.service.handled());
     assert_eq!(replayed, 0, "no answer was a replay");
     assert_eq!(
@@ -536,6 +559,26 @@ async fn transfers_survive_a_ledger_restart_exactly_once() {
         "each transfer ran exactly once: {before} before the restart, {after} after"
     );
     assert!(before >= 10 && after >= 1, "{before} before, {after} after");
+
+    let cents = |account: &'static str| {
+        let client = client.clone();
+        async move { client.balance(account).await.unwrap() }
+    };
+    let transfers = i64::try_from(TRANSFERS).unwrap();
+    assert_eq!(
+        cents("alice").await,
+        100_000_00 - transfers,
+        "every cent kept"
+    );
+    assert_eq!(cents("bob").await, 50_000_00 + transfers);
+    let retried = client.transfer(transfer(0)).await.unwrap();
+    assert!(retried.replayed, "the key from before the restart was kept");
+    assert_eq!(
+        retried.transfer,
+        first_applied.unwrap(),
+        "the original transfer"
+    );
+    assert_eq!(cents("alice").await, 100_000_00 - transfers, "applied once");
 }
 
 /// Sixteen payments clients call without pause, each on its own connection, across several

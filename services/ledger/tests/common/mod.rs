@@ -6,6 +6,7 @@
     reason = "test setup: a panic is a failed test"
 )]
 
+pub(crate) mod books;
 pub(crate) mod raw_h2;
 
 use std::io::BufRead as _;
@@ -153,7 +154,8 @@ pub(crate) fn pki_ledger_binary(p: &Pki, policy: &Path) -> std::process::Command
 }
 
 /// The `ledger` binary, listening on 127.0.0.1:0 with this keystore, truststore and policy,
-/// logging at `info` to a piped stderr (read it, e.g. with [`bound_address`], or it fills).
+/// its books in memory, logging at `info` to a piped stderr (read it, e.g. with
+/// [`bound_address`], or it fills).
 pub(crate) fn ledger_binary(
     cert: &Path,
     key: &Path,
@@ -170,6 +172,7 @@ pub(crate) fn ledger_binary(
         .arg(ca)
         .arg("--policy")
         .arg(policy)
+        .args(["--database", "sqlite::memory:"])
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());

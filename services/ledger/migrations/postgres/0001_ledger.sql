@@ -1,0 +1,27 @@
+-- The ledger's schema on PostgreSQL. Balances in cents; the seed is book::SEED.
+CREATE TABLE accounts (
+    id            TEXT   PRIMARY KEY,
+    balance_cents BIGINT NOT NULL CHECK (balance_cents >= 0)
+);
+
+-- One row per applied transfer. (initiated_by, idempotency_key) is unique: a retry finds the
+-- row its first attempt wrote, in the same transaction as the money it moved, whichever
+-- replica it reaches.
+CREATE TABLE transfers (
+    seq                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    initiated_by       TEXT   NOT NULL,
+    idempotency_key    TEXT   NOT NULL,
+    from_account       TEXT   NOT NULL,
+    to_account         TEXT   NOT NULL,
+    amount_cents       BIGINT NOT NULL CHECK (amount_cents > 0),
+    memo               TEXT   NOT NULL,
+    created_at_unix_ms BIGINT NOT NULL,
+    UNIQUE (initiated_by, idempotency_key)
+);
+CREATE INDEX transfers_by_from ON transfers (from_account, seq);
+CREATE INDEX transfers_by_to ON transfers (to_account, seq);
+
+INSERT INTO accounts (id, balance_cents) VALUES
+    ('alice', 10000000),
+    ('bob', 5000000),
+    ('carol', 2500000);
