@@ -1,12 +1,12 @@
 //! Brute force (rapid trial and error, the source article's sixth attack): thousands of TLS
 //! handshakes, each presenting a freshly forged client certificate on a fresh key, through a
-//! bounded pool of connections and under a deadline. Meanwhile the genuine `payments` identity
-//! (when given) keeps calling the ledger, and its latency is compared with a quiet baseline
-//! taken in the same run: a defence that refuses every forgery but starves real clients has
-//! not stopped the attack.
+//! bounded pool of connections and under a deadline. Meanwhile the legitimate keystore keeps
+//! calling the control method, and its latency is compared with a quiet baseline taken in the
+//! same run: a defence that refuses every forgery but starves real clients has not stopped
+//! the attack.
 //!
-//! The forgeries take turns ([`Forgery`]): a self-signed certificate claiming payments'
-//! SPIFFE ID, one from a rogue CA that copies the real CA's name and key identifier, a
+//! The forgeries take turns ([`Forgery`]): a self-signed certificate claiming the legitimate
+//! client's SPIFFE ID, one from a rogue CA that copies the real CA's name and key identifier, a
 //! self-signed one for a random trust domain, one with no SPIFFE ID at all, and random bytes
 //! dressed as DER. Every one is minted before the attack starts (ECDSA P-256 key generation
 //! and signing take well under a millisecond each, so minting 2,000 takes about a second
@@ -21,21 +21,18 @@ use std::time::{Duration, Instant};
 
 use rand::Rng as _;
 use rcgen::{
-    CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+    CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256,
 };
 use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
-use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tonic::transport::Channel;
-use zt_proto::ledger::v1 as pb;
-use zt_proto::ledger::v1::ledger_client::LedgerClient;
-use zt_tls::Probe;
+use zt_tls::{ClientTls, Probe};
 
 use crate::Error;
-use crate::attack::{Target, TrustAnything, Verdict};
+use crate::catalogue::{Armed, TrustAnything, Verdict};
+use crate::forge::{serial, svid};
 
 /// How hard to try.
 #[derive(Debug, Clone)]
@@ -56,7 +53,8 @@ pub struct Options {
     pub quiet_calls: usize,
     /// The genuine identity calls once per this interval (a steady client, not a second flood).
     pub call_every: Duration,
-    /// The most the genuine identity's p99 may grow under attack, as a multiple of the quiet one.
+    /// The most the genuine identity's p99 may grow under attack, as a multiple of the quiet
+    /// one; `0`: the legitimate client's latency is not measured.
     pub max_slowdown: f64,
 }
 
@@ -78,9 +76,9 @@ impl Default for Options {
 /// One kind of forged client certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Forgery {
-    /// Self-signed, claiming payments' SPIFFE ID, otherwise a perfect X509-SVID.
+    /// Self-signed, claiming the legitimate client's SPIFFE ID, otherwise a perfect X509-SVID.
     SelfSigned,
-    /// Claiming payments' SPIFFE ID, signed by a rogue CA that copies the real CA's name and
+    /// Claiming the legitimate client's SPIFFE ID, signed by a rogue CA that copies the real CA's name and
     /// key identifier (only the signature can tell).
     RogueCa,
     /// Self-signed, for a random SPIFFE ID in a random trust domain.
@@ -158,6 +156,8 @@ impl Latencies {
 /// What happened, with everything the verdict rests on.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// The method the legitimate client called.
+    pub control: String,
     /// The options it ran with.
     pub options: Options,
     /// How long minting every certificate took.
@@ -215,7 +215,7 @@ impl Report {
         let tried = self.tried();
         let accepted = self.count(|o| *o == Outcome::Accepted);
         if accepted > 0 {
-            return Verdict::Breach(format!(
+            return Verdict::NotBlocked(format!(
                 "{accepted} of {tried} forged certificates were accepted: {}",
                 self.by_forgery()
             ));
@@ -247,30 +247,34 @@ impl Report {
             self.by_forgery()
         );
         let (Some(quiet), Some(attacked)) = (&self.quiet, &self.under_attack) else {
-            how.push_str("; payments' latency not measured (no genuine identity given)");
+            how.push_str("; the legitimate client's latency not measured");
             return Verdict::Blocked(how);
         };
         if quiet.failed > 0 {
             return Verdict::Inconclusive(format!(
-                "payments' own calls failed before the attack: {}",
+                "the legitimate client's own calls failed before the attack: {}",
                 quiet.first_failure.as_deref().unwrap_or("?")
             ));
         }
         if attacked.failed > 0 {
-            return Verdict::Breach(format!(
-                "{how}; but the flood starved payments: {} of {} of its own calls failed ({})",
+            return Verdict::NotBlocked(format!(
+                "{how}; but the flood starved the legitimate client: {} of {} of its own calls \
+                 failed ({})",
                 attacked.failed,
                 attacked.failed + attacked.samples.len(),
                 attacked.first_failure.as_deref().unwrap_or("?")
             ));
         }
         let Some((q, a, ratio)) = self.slowdown() else {
-            return Verdict::Inconclusive("payments made no call during the attack".into());
+            return Verdict::Inconclusive(
+                "the legitimate client made no call during the attack".into(),
+            );
         };
         let _ = write!(
             how,
-            "; payments' GetBalance p99 {} quiet, {} under attack ({ratio:.2}x, limit {}x; {} \
-             and {} calls, none failed)",
+            "; the legitimate client's {} p99 {} quiet, {} under attack ({ratio:.2}x, limit \
+             {}x; {} and {} calls, none failed)",
+            self.control,
             millis(q),
             millis(a),
             self.options.max_slowdown,
@@ -278,7 +282,9 @@ impl Report {
             attacked.samples.len()
         );
         if ratio > self.options.max_slowdown {
-            return Verdict::Breach(format!("{how}: the flood slowed payments down"));
+            return Verdict::NotBlocked(format!(
+                "{how}: the flood slowed the legitimate client down"
+            ));
         }
         Verdict::Blocked(how)
     }
@@ -307,25 +313,37 @@ fn millis(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// Runs the attack against `target` (with the genuine identity `target.cert`/`key`, if given,
-/// as the client whose latency is watched) and judges it.
-pub async fn run(target: &Target, options: &Options) -> Verdict {
-    match attack(target, options).await {
+/// Runs the attack against `target` (with its legitimate keystore as the client whose latency
+/// is watched, unless [`Options::max_slowdown`] is 0) and judges it.
+pub(crate) async fn run(target: &Armed, options: &Options) -> Verdict {
+    match attack_armed(target, options).await {
         Ok(report) => report.verdict(),
         Err(e) => Verdict::Inconclusive(format!("could not run the attack: {e}")),
     }
 }
 
-/// Runs the attack and reports what happened, without judging.
-pub async fn attack(target: &Target, options: &Options) -> Result<Report, Error> {
-    let real_ca = read_ca(&target.ca)?;
-    let payments = format!(
-        "spiffe://{}/ns/prod/sa/payments",
-        target.server_id.trust_domain()
-    );
-    let genuine = match (&target.cert, &target.key) {
-        (Some(_), Some(_)) => Some(Caller::spawn(target, options)?),
-        _ => None,
+/// Runs the attack against `target` with `options` (not `target.brute_force`) and reports
+/// what happened, without judging.
+///
+/// # Errors
+/// [`Error`] when the target's material cannot be loaded or the attack cannot be prepared
+/// (never for a refusal: that is in the report).
+pub async fn attack(target: &crate::catalogue::Target, options: &Options) -> Result<Report, Error> {
+    attack_armed(&Armed::load(target)?, options).await
+}
+
+async fn attack_armed(target: &Armed, options: &Options) -> Result<Report, Error> {
+    let real_ca = target.real_ca.clone().ok_or_else(|| {
+        Error::Target(format!(
+            "no CA certificate could be read from {} (the rogue CA copies its name)",
+            target.target.bundle.path.display()
+        ))
+    })?;
+    let payments = target.client_id.to_string();
+    let genuine = if options.max_slowdown > 0.0 {
+        Some(Caller::spawn(target, options)?)
+    } else {
+        None
     };
     if let Some(caller) = &genuine {
         // The connection is made (and its handshake paid for) before anything is timed.
@@ -350,8 +368,7 @@ pub async fn attack(target: &Target, options: &Options) -> Result<Report, Error>
     // Quiet windows and attack bursts take turns, so both see the same background (other
     // work on the host comes and goes): the comparison is between the two, not between two
     // moments.
-    let host = target.server.host().unwrap_or_default().to_owned();
-    let port = target.server.port_u16().unwrap_or(443);
+    let (host, port) = (target.host.clone(), target.port);
     let deadline = tokio::time::Instant::now() + options.deadline;
     let rounds = options.rounds.clamp(1, attempts.max(1));
     let mut forged = forged.into_iter();
@@ -420,6 +437,7 @@ pub async fn attack(target: &Target, options: &Options) -> Result<Report, Error>
     }
     let measured = genuine.is_some();
     Ok(Report {
+        control: target.target.control.clone(),
         options: options.clone(),
         minted_in,
         attack_took,
@@ -446,8 +464,12 @@ enum Job {
 }
 
 impl Caller {
-    fn spawn(target: &Target, options: &Options) -> Result<Self, Error> {
-        let (target, options) = (target.clone(), options.clone());
+    fn spawn(target: &Armed, options: &Options) -> Result<Self, Error> {
+        let options = options.clone();
+        let legit: Arc<ClientTls> = Arc::clone(&target.legit);
+        let server = target.target.server.clone();
+        let wait = target.target.wait;
+        let method = target.target.control.clone();
         let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel();
         let (ready, started) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -463,23 +485,16 @@ impl Caller {
             };
             runtime.block_on(async move {
                 // The channel's connection task lives on this runtime.
-                let channel = match crate::attack::genuine_channel(&target) {
-                    Ok(channel) => channel,
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                        return;
-                    }
-                };
+                let channel = zt_tls::channel(server, legit.connector(wait), wait);
                 let _ = ready.send(Ok(()));
                 while let Some(job) = queue.recv().await {
                     match job {
                         Job::Warm(done) => {
-                            let outcome =
-                                call(&channel).await.map_err(|s| crate::attack::chain(&s));
-                            let _ = done.send(outcome);
+                            let _ = done.send(call(&channel, &method, wait).await);
                         }
                         Job::Calls { count, stop, done } => {
-                            let _ = done.send(calls(&channel, &options, count, &stop).await);
+                            let calls = calls(&channel, &method, wait, &options, count, &stop);
+                            let _ = done.send(calls.await);
                         }
                     }
                 }
@@ -534,6 +549,8 @@ fn judge(outcome: Result<std::io::Result<Probe>, tokio::time::error::Elapsed>) -
 /// The genuine identity's steady calls: `count` of them, or until `stop`.
 async fn calls(
     channel: &Channel,
+    method: &str,
+    wait: Duration,
     options: &Options,
     count: Option<usize>,
     stop: &AtomicBool,
@@ -545,13 +562,11 @@ async fn calls(
     while count.is_none_or(|n| made < n) && !stop.load(Ordering::Acquire) {
         tick.tick().await;
         let started = Instant::now();
-        match call(channel).await {
+        match call(channel, method, wait).await {
             Ok(()) => latencies.samples.push(started.elapsed()),
-            Err(status) => {
+            Err(failure) => {
                 latencies.failed += 1;
-                latencies
-                    .first_failure
-                    .get_or_insert_with(|| crate::attack::chain(&status));
+                latencies.first_failure.get_or_insert(failure);
             }
         }
         made += 1;
@@ -560,26 +575,15 @@ async fn calls(
     latencies
 }
 
-async fn call(channel: &Channel) -> Result<(), tonic::Status> {
-    let request = pb::GetBalanceRequest {
-        account_id: "alice".into(),
-    };
-    LedgerClient::new(channel.clone())
-        .get_balance(request)
-        .await
-        .map(|_| ())
-}
-
-fn read_ca(path: &std::path::Path) -> Result<CertificateDer<'static>, Error> {
-    let bad = |reason: String| Error::File {
-        path: path.to_owned(),
-        reason,
-    };
-    CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(e.to_string()))?
-        .next()
-        .ok_or_else(|| bad("no certificate".into()))?
-        .map_err(|e| bad(e.to_string()))
+/// One call of the control method as the legitimate client: `Err` in words unless it got
+/// past authorization.
+async fn call(channel: &Channel, method: &str, wait: Duration) -> Result<(), String> {
+    let answer = crate::grpc::call(channel.clone(), method, &[], wait).await;
+    if answer.got_through() {
+        Ok(())
+    } else {
+        Err(answer.to_string())
+    }
 }
 
 /// One forged certificate of `kind` on a fresh key, ready to present: a client configuration
@@ -641,30 +645,4 @@ fn mint(
         .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// An X509-SVID's parameters for `id`: what our CA issues, minus the CA.
-fn svid(id: &str) -> Result<CertificateParams, Error> {
-    let mut params = CertificateParams::default();
-    let name = id.rsplit('/').next().unwrap_or("workload");
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "zt-grpc");
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.subject_alt_names = vec![SanType::URI(id.try_into()?)];
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    params.serial_number = Some(serial(&mut rand::rng()));
-    Ok(params)
-}
-
-fn serial(rng: &mut rand::rngs::ThreadRng) -> SerialNumber {
-    // Positive, 16 bytes: the leading bit clear.
-    let mut bytes: [u8; 16] = rng.random();
-    bytes[0] &= 0x7f;
-    SerialNumber::from_slice(&bytes)
 }

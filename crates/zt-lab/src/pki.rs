@@ -5,23 +5,31 @@
 //! ledger/    ledger.pem ledger.key ca-bundle.pem trusts zt.example and partner.example CAs
 //! payments/  payments.pem payments.key ca.pem
 //! auditor/   auditor.pem auditor.key ca.pem
-//! impostor/  impostor.pem impostor.key ca-bundle.pem   a compromised `web` workload's real
-//!                                                       certificate, used to pose as the ledger
-//! intruder/  rogue.pem/.key    from a rogue CA that copies our CA's name
-//!            stolen.pem/.key   a partner.example workload's certificate (stolen)
-//!            expired.pem/.key  ours, already expired
-//!            insider.pem/.key  a genuine but low-privilege `web` workload (to replay tokens)
+//! intruder/  what only the lab's CAs can make, for `zt-lab attack --issued /pki/intruder`
+//!            (everything else the catalogue mints itself at run time):
+//!            expired.pem/.key              ours, expired an hour ago
+//!            not-yet-valid.pem/.key        ours, valid from an hour on
+//!            wrong-trust-domain.pem/.key   a partner.example workload's (stolen)
+//!            two-uri-sans.pem/.key         ours, with a second URI SAN
+//!            ca-as-leaf.pem/.key           ours, a CA certificate
+//!            server-auth-only.pem/.key     ours, EKU serverAuth only
+//!            spoofed-server.pem/.key       a compromised `web` workload's genuine certificate
+//!                                          (DNS `ledger`), to pose as the ledger
 //! ```
 //!
 //! The ledger trusts the partner CA on purpose (a federation), so the stolen partner
-//! certificate passes chain validation: only the trust-domain check stops it.
+//! certificate passes chain validation: only the trust-domain check stops it. The defective
+//! ones claim payments' SPIFFE ID, the catalogue's legitimate client in the lab.
 
 use std::path::Path;
 use std::time::Duration;
 
 use zt_identity::{SpiffeId, TrustDomain};
 use zt_pki::files::{Bundle, Secrecy};
-use zt_pki::{Ca, IssuedLeaf, LeafRequest, PkiError};
+use zt_pki::{Ca, IssuedLeaf, LeafRequest};
+
+use crate::Error;
+use crate::forge::Defect;
 
 /// The lab's trust domain.
 pub const TRUST_DOMAIN: &str = "zt.example";
@@ -29,23 +37,26 @@ pub const TRUST_DOMAIN: &str = "zt.example";
 pub const PARTNER_DOMAIN: &str = "partner.example";
 
 /// Writes the whole lab into `out` (see the module docs), replacing what is there.
-pub fn write_lab(out: &Path, lifetime: Duration) -> Result<(), PkiError> {
+///
+/// # Errors
+/// [`Error::Pki`] when a file cannot be written, [`Error::Mint`] or [`Error::Pki`] when a
+/// certificate cannot be made.
+pub fn write_lab(out: &Path, lifetime: Duration) -> Result<(), Error> {
     let domain = TrustDomain::new(TRUST_DOMAIN)?;
     let partner_domain = TrustDomain::new(PARTNER_DOMAIN)?;
     let ca = Ca::generate(&domain, zt_pki::DEFAULT_CA_LIFETIME)?;
     let partner = Ca::generate(&partner_domain, zt_pki::DEFAULT_CA_LIFETIME)?;
-    let rogue = Ca::generate_named(&domain, zt_pki::DEFAULT_CA_LIFETIME, ca.common_name())?;
     let federated_bundle = format!("{}{}", ca.cert_pem(), partner.cert_pem());
 
     let mut files = Bundle::new();
     files.add(out.join("ca/ca.pem"), ca.cert_pem(), Secrecy::Public);
     files.add(out.join("ca/ca.key"), ca.key_pem(), Secrecy::Private);
 
-    let leaf = |issuer: &Ca, id: &str, dns: &[&str], life: Duration| {
+    let leaf = |issuer: &Ca, id: &str, dns: &[&str], life: Duration| -> Result<_, Error> {
         let mut request = LeafRequest::new(SpiffeId::new(id)?);
         request.dns_names = dns.iter().map(|d| (*d).to_owned()).collect();
         request.lifetime = life;
-        issuer.issue(&request)
+        Ok(issuer.issue(&request)?)
     };
     let mut keystore = |dir: &str, name: &str, leaf: IssuedLeaf| {
         files.add_leaf(&out.join(dir).join(name), leaf);
@@ -70,8 +81,8 @@ pub fn write_lab(out: &Path, lifetime: Duration) -> Result<(), PkiError> {
     // The impostor's certificate is genuine: a compromised `web` workload, with a DNS name that
     // would fool a client that checks host names only.
     keystore(
-        "impostor",
-        "impostor",
+        "intruder",
+        "spoofed-server",
         leaf(
             &ca,
             &workload("web"),
@@ -79,39 +90,29 @@ pub fn write_lab(out: &Path, lifetime: Duration) -> Result<(), PkiError> {
             lifetime,
         )?,
     );
-    keystore(
-        "intruder",
-        "rogue",
-        leaf(&rogue, &workload("payments"), &[], lifetime)?,
-    );
     let stolen = format!("spiffe://{PARTNER_DOMAIN}/ns/prod/sa/payments");
     keystore(
         "intruder",
-        "stolen",
+        Defect::WrongTrustDomain.file_stem(),
         leaf(&partner, &stolen, &[], lifetime)?,
     );
-    keystore(
-        "intruder",
-        "insider",
-        leaf(&ca, &workload("web"), &[], lifetime)?,
-    );
-    keystore(
-        "intruder",
-        "expired",
-        leaf(&ca, &workload("payments"), &[], Duration::from_secs(1))?,
-    );
+    let payments = SpiffeId::new(&workload("payments"))?;
+    for defect in Defect::ALL {
+        if defect != Defect::WrongTrustDomain {
+            keystore(
+                "intruder",
+                defect.file_stem(),
+                defect.issue(&ca, &payments)?,
+            );
+        }
+    }
 
     files.add(
         out.join("ledger/ca-bundle.pem"),
-        federated_bundle.clone(),
-        Secrecy::Public,
-    );
-    files.add(
-        out.join("impostor/ca-bundle.pem"),
         federated_bundle,
         Secrecy::Public,
     );
-    for dir in ["payments", "auditor", "intruder"] {
+    for dir in ["payments", "auditor"] {
         files.add(
             out.join(format!("{dir}/ca.pem")),
             ca.cert_pem(),
@@ -143,10 +144,17 @@ mod tests {
         assert_eq!(keys_in("ledger"), ["ledger.key"]);
         assert_eq!(keys_in("payments"), ["payments.key"]);
         assert_eq!(keys_in("auditor"), ["auditor.key"]);
-        assert_eq!(keys_in("impostor"), ["impostor.key"]);
         assert_eq!(
             keys_in("intruder"),
-            ["expired.key", "insider.key", "rogue.key", "stolen.key"]
+            [
+                "ca-as-leaf.key",
+                "expired.key",
+                "not-yet-valid.key",
+                "server-auth-only.key",
+                "spoofed-server.key",
+                "two-uri-sans.key",
+                "wrong-trust-domain.key"
+            ]
         );
         // The services load their files exactly as the containers will.
         zt_tls::Keystore::load(
