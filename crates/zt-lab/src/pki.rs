@@ -3,8 +3,11 @@
 //! ```text
 //! ca/        ca.pem ca.key                      the CA; only the pki container mounts it
 //! ledger/    ledger.pem ledger.key ca-bundle.pem trusts zt.example and partner.example CAs
+//!            ca.pem                        ours only: the issuer of the database's certificate
 //! payments/  payments.pem payments.key ca.pem
 //! auditor/   auditor.pem auditor.key ca.pem
+//! postgres/  postgres.pem postgres.key ca.pem   the database server (DNS `postgres`); it
+//!                                              trusts our CA only for its clients
 //! intruder/  what only the lab's CAs can make, for `zt-lab attack --issued /pki/intruder`
 //!            (everything else the catalogue mints itself at run time):
 //!            expired.pem/.key              ours, expired an hour ago
@@ -78,6 +81,12 @@ pub fn write_lab(out: &Path, lifetime: Duration) -> Result<(), Error> {
         "auditor",
         leaf(&ca, &workload("auditor"), &["auditor"], lifetime)?,
     );
+    // PostgreSQL, which the ledgers reach as `postgres` and verify by that host name.
+    keystore(
+        "postgres",
+        "postgres",
+        leaf(&ca, &workload("postgres"), &["postgres"], lifetime)?,
+    );
     // The impostor's certificate is genuine: a compromised `web` workload, with a DNS name that
     // would fool a client that checks host names only.
     keystore(
@@ -119,6 +128,15 @@ pub fn write_lab(out: &Path, lifetime: Duration) -> Result<(), Error> {
             Secrecy::Public,
         );
     }
+    // The database and its clients trust our CA alone: no federated partner's workload may
+    // log in to it, nor pose as it.
+    for dir in ["ledger", "postgres"] {
+        files.add(
+            out.join(format!("{dir}/ca.pem")),
+            ca.cert_pem(),
+            Secrecy::Public,
+        );
+    }
     files.write(true)?;
     Ok(())
 }
@@ -144,6 +162,7 @@ mod tests {
         assert_eq!(keys_in("ledger"), ["ledger.key"]);
         assert_eq!(keys_in("payments"), ["payments.key"]);
         assert_eq!(keys_in("auditor"), ["auditor.key"]);
+        assert_eq!(keys_in("postgres"), ["postgres.key"]);
         assert_eq!(
             keys_in("intruder"),
             [
