@@ -39,6 +39,11 @@ pub struct LoadSpec {
     pub server_pids: Vec<u32>,
     /// A new connection for every RPC, instead of long-lived ones.
     pub churn: Option<Churn>,
+    /// A server running under valgrind's callgrind with collection off: collection is
+    /// switched on for exactly the measured window (`callgrind_control -i on|off PID`), so its
+    /// instruction count divided by the RPCs reported is the cost per RPC, no handshake or
+    /// warm-up included (`scripts/bench-profile.sh`).
+    pub callgrind: Option<u32>,
 }
 
 /// How a churning worker reconnects.
@@ -129,10 +134,16 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
     let me = std::process::id();
     let server_before = cpu_times(&spec.server_pids);
     let load_before = cpu_time(me);
+    if let Some(pid) = spec.callgrind {
+        callgrind_control(pid, "on")?;
+    }
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(spec.duration).await;
     measuring.store(false, Ordering::Relaxed);
+    if let Some(pid) = spec.callgrind {
+        callgrind_control(pid, "off")?;
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let load_after = cpu_time(me);
     let server_after = cpu_times(&spec.server_pids);
@@ -180,6 +191,21 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
         load_cpu_us_per_rpc: per_rpc(load_cpu),
         load_busy: load_cpu.as_secs_f64() / elapsed,
     })
+}
+
+/// Switches callgrind's collection in process `pid` `on` or `off`.
+fn callgrind_control(pid: u32, state: &str) -> Result<(), BenchError> {
+    let status = std::process::Command::new("callgrind_control")
+        .args(["-i", state, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BenchError::Io(std::io::Error::other(format!(
+            "callgrind_control -i {state} {pid} failed"
+        ))))
+    }
 }
 
 /// One echo RPC; true if it came back whole.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use zt_bench::Variant;
-use zt_bench::handshake::HandshakeReport;
+use zt_bench::handshake::{HandshakeReport, ProviderFigures};
 use zt_bench::load::{Churn, IdleReport, LoadReport, LoadSpec};
 use zt_bench::pki::BenchPki;
 use zt_bench::quota::CpuQuota;
@@ -54,6 +54,9 @@ enum Cmd {
         /// A new connection (and handshake) for every RPC; `--connections` workers.
         #[arg(long, value_enum)]
         churn: Option<Churn>,
+        /// PID of a server under callgrind (collection off): count only the measured window.
+        #[arg(long)]
+        callgrind: Option<u32>,
     },
     /// Measure P-256 and X25519 costs and in-memory mTLS handshakes; print one JSON line.
     Handshakes {
@@ -150,9 +153,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             shape,
             server_pid,
             churn,
+            callgrind,
         } => {
             raise_fd_limit();
-            let spec = shape.spec(server.target, server.variant, server_pid, churn);
+            let mut spec = shape.spec(server.target, server.variant, server_pid, churn);
+            spec.callgrind = callgrind;
             let pki = BenchPki::open(&server.pki);
             let report = runtime()?.block_on(zt_bench::load::run(&spec, &pki))?;
             println!("{}", serde_json::to_string(&report)?);
@@ -243,6 +248,7 @@ impl Shape {
             duration: self.duration,
             server_pids,
             churn,
+            callgrind: None,
         }
     }
 }
@@ -1031,12 +1037,13 @@ fn render(
     );
     let _ = writeln!(
         out,
-        "Crypto measured in this run (ring): P-256 sign {:.1} us, verify {:.1} us, X25519 {:.1} us. \
-         One side of a P-256 + X25519 mTLS handshake = X25519 + sign + 2 x verify = {:.1} us, \
-         so at most {:.0} handshakes/s per core.\n",
+        "Crypto measured in this run ({}): P-256 sign {:.1} us, verify {:.1} us, key exchange \
+         (server side) {:.1} us. One side of a P-256 mTLS handshake = key exchange + sign + \
+         2 x verify = {:.1} us, so at most {:.0} handshakes/s per core.\n",
+        crypto.provider,
         crypto.p256_sign_us,
         crypto.p256_verify_us,
-        crypto.x25519_us,
+        crypto.kx_us,
         crypto.per_side_us(),
         crypto.limit_per_core()
     );
@@ -1057,6 +1064,7 @@ fn render(
         );
     }
     let _ = writeln!(out);
+    render_providers(&mut out, &handshakes.providers);
     let efficiency = crypto.per_side_us() / hs.full_server_us;
     goals.push(Goal {
         name: "G3 in-memory full handshake, crypto limit / server cost".to_owned(),
@@ -1141,4 +1149,56 @@ fn render(
         }
     }
     out
+}
+
+/// The provider comparison: every figure of each provider, and its ratio to ring's.
+fn render_providers(out: &mut String, providers: &[ProviderFigures]) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "## Crypto providers (one core, in memory, same rustls APIs, stock webpki verifiers)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| provider, key exchange | P-256 sign us | P-256 verify us | KX server us | KX client us | full hs server us | full hs client us | resumed server us | resumed client us | 64 B req+resp us | 64 KiB AES-128-GCM us | 64 KiB AES-256-GCM us |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let Some(base) = providers.first() else {
+        return;
+    };
+    let figures = |p: &ProviderFigures| {
+        [
+            p.p256_sign_us,
+            p.p256_verify_us,
+            p.kx_server_us,
+            p.kx_client_us,
+            p.full_server_us,
+            p.full_client_us,
+            p.resumed_server_us,
+            p.resumed_client_us,
+            p.record_64b_us,
+            p.aes128_64k_us,
+            p.aes256_64k_us,
+        ]
+    };
+    for p in providers {
+        let cells: Vec<String> = figures(p)
+            .iter()
+            .zip(figures(base))
+            .map(|(v, b)| format!("{v:.1} ({:.2}x)", v / b))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {}{} | {} |",
+            p.name,
+            if p.ours { " (ours)" } else { "" },
+            cells.join(" | ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nIn brackets: the cost relative to {}; below 1 is cheaper. Server us per 64 KiB = one \
+         request decrypted and one response encrypted (4 records each way).\n",
+        base.name
+    );
 }
