@@ -4,9 +4,10 @@
 //! A run starts with a **control** call: the legitimate keystore calls `--control` (gRPC
 //! health's `Check` unless told otherwise). Any answer but `UNAUTHENTICATED` or
 //! `PERMISSION_DENIED` (`OK`, but also `INVALID_ARGUMENT` or `UNIMPLEMENTED`: a handler or the
-//! router answered, so the caller got past authorization) proves the target works; otherwise
-//! no attack is run and every case is INCONCLUSIVE, because a refusal by a target that refuses
-//! everything proves nothing.
+//! router answered, so the caller got past authorization) proves the target works. Otherwise
+//! no attack is run (every case is SKIPPED and the run is inconclusive), because a refusal by
+//! a target that refuses everything proves nothing; only `plaintext-h2` is still tried, to
+//! tell a plaintext server for what it is.
 //!
 //! Each attack is then BLOCKED only for the right reason: a TLS alert from the target, or
 //! `UNAUTHENTICATED` / `PERMISSION_DENIED` to a call. Any other gRPC status means the call got
@@ -464,7 +465,8 @@ impl Armed {
 }
 
 /// Runs the selected cases against `target` and judges each. Never fails: a target that
-/// cannot be loaded or reached makes the control fail and every case SKIPPED.
+/// cannot be loaded or reached makes the control fail and every case SKIPPED (but a
+/// `plaintext-h2` that got through).
 pub async fn run(target: &Target) -> Report {
     let started = Instant::now();
     let mut cases = target.cases.clone();
@@ -483,7 +485,21 @@ pub async fn run(target: &Target) -> Report {
     };
     let control = control(&armed).await;
     if let Err(why) = &control {
-        return not_run(target, &cases, why.clone(), started);
+        let mut report = not_run(target, &cases, why.clone(), started);
+        // A plaintext-only server fails the control call over TLS: say what it is.
+        if let Some(finding) = report
+            .findings
+            .iter_mut()
+            .find(|f| f.case == Case::PlaintextH2)
+        {
+            let begun = Instant::now();
+            let verdict = plaintext_h2(&armed).await;
+            if matches!(verdict, Verdict::NotBlocked(_)) {
+                finding.verdict = verdict;
+                finding.took = begun.elapsed();
+            }
+        }
+        return report;
     }
     let mut findings = Vec::new();
     for case in cases {

@@ -278,7 +278,7 @@ async fn a_weak_server_is_caught_case_by_case_and_fails_the_run() {
             ("payments", "spiffe://zt.example/ns/prod/sa/payments"),
         ],
     );
-    let addr = weak_server(&d.join("weak.pem"), &d.join("weak.key")).await;
+    let addr = weak_server(&d.join("weak.pem"), &d.join("weak.key"), false).await;
     let mut target = Target::new(
         format!("https://localhost:{}", addr.port())
             .parse()
@@ -333,6 +333,42 @@ async fn a_weak_server_is_caught_case_by_case_and_fails_the_run() {
     assert_eq!(xml.matches("<testcase ").count(), 19);
     assert_eq!(xml.matches("<failure ").count(), 15);
     assert!(xml.contains(r#"name="malicious-request /weak.v1.Admin/Delete as spiffe://zt.example/ns/prod/sa/payments""#));
+}
+
+/// A server that speaks only plaintext HTTP/2: the control call over TLS fails, so no attack
+/// over TLS can be judged, but the run says what the server is (plaintext-h2 NOT BLOCKED) and
+/// fails with exit 1.
+#[tokio::test]
+async fn a_plaintext_only_server_is_reported_as_such_and_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    pki(
+        d,
+        &[
+            ("weak", "spiffe://zt.example/ns/demo/sa/weak"),
+            ("payments", "spiffe://zt.example/ns/prod/sa/payments"),
+        ],
+    );
+    let addr = weak_server(&d.join("weak.pem"), &d.join("weak.key"), true).await;
+    let target = Target::new(
+        format!("https://localhost:{}", addr.port())
+            .parse()
+            .unwrap(),
+        "spiffe://zt.example/ns/demo/sa/weak".parse().unwrap(),
+        d.join("ca.pem").as_path().into(),
+        d.join("payments.pem"),
+        d.join("payments.key"),
+    );
+    let report = catalogue::run(&target).await;
+    println!("{}\n{}", report.table(), report.summary());
+    assert!(report.control.is_err());
+    assert_eq!(
+        names(&report, "NOT BLOCKED"),
+        BTreeSet::from(["plaintext-h2".to_owned()])
+    );
+    assert_eq!(names(&report, "SKIPPED").len(), Case::ALL.len() - 1);
+    assert!(detail(&report, Case::PlaintextH2).contains("answered OK"));
+    assert_eq!(report.exit_code(), catalogue::EXIT_NOT_BLOCKED);
 }
 
 /// A target that is down: the control call fails, no attack runs, the run is INCONCLUSIVE
@@ -507,8 +543,9 @@ impl Isolated {
 
 /// Serves gRPC health on loopback with every mistake the catalogue looks for; returns its
 /// address. A connection whose first byte is a TLS handshake record gets TLS (1.2 or 1.3, any
-/// client certificate or none, ALPN h2); any other gets plaintext HTTP/2.
-async fn weak_server(cert: &Path, key: &Path) -> SocketAddr {
+/// client certificate or none, ALPN h2); any other, or every one if `plaintext_only`, gets
+/// plaintext HTTP/2.
+async fn weak_server(cert: &Path, key: &Path, plaintext_only: bool) -> SocketAddr {
     let chain = CertificateDer::pem_file_iter(cert)
         .unwrap()
         .collect::<Result<Vec<_>, _>>()
@@ -534,7 +571,7 @@ async fn weak_server(cert: &Path, key: &Path) -> SocketAddr {
                 if tcp.peek(&mut first).await.unwrap_or(0) == 0 {
                     return;
                 }
-                let conn = if first[0] == 0x16 {
+                let conn = if first[0] == 0x16 && !plaintext_only {
                     match acceptor.accept(tcp).await {
                         Ok(tls) => Conn::Tls(Box::new(tls)),
                         Err(_) => return,
