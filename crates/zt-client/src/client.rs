@@ -2,8 +2,11 @@
 //! hide a refusal.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use http::Uri;
 use tonic::transport::Channel;
@@ -15,37 +18,50 @@ use crate::backoff::Backoff;
 use crate::config::{BackoffConfig, ClientConfig};
 use crate::error::{Error, not_sent, tls_refusal};
 
-/// The server as one client identity sees it: a channel dialled with reloadable TLS material.
+/// The server as one client identity sees it: a channel per address of the service, dialled
+/// with reloadable TLS material.
 ///
 /// When the material is reloaded (a renewed certificate, a rotated CA bundle), the next call
-/// opens a new channel, so new calls present the new certificate at once; the old connection
-/// finishes the calls it carries and closes once the last of them drops it.
+/// opens new channels, so new calls present the new certificate at once; the old connections
+/// finish the calls they carry and close once the last of them drops them.
 #[derive(Debug)]
 pub struct Client {
     tls: Arc<ClientTls>,
     dialer: Dialer,
-    /// The channel new calls use, and the TLS generation it was dialled with.
-    current: Mutex<(u64, Channel)>,
+    /// The channels new calls use, one per address, and the TLS generation they were
+    /// dialled with.
+    current: Mutex<(u64, Arc<[Channel]>)>,
+    /// Until when each address is passed over, after answering `UNAVAILABLE`.
+    cooling: Mutex<Vec<Option<Instant>>>,
+    /// The round-robin position.
+    next: AtomicUsize,
     attempts: u32,
     backoff: BackoffConfig,
+    cooldown: Duration,
     server_name: String,
 }
 
-/// Where the server is and how long to wait for it.
+/// Where the service is and how long to wait for it.
 #[derive(Debug)]
 struct Dialer {
-    server: Uri,
+    /// The configured server first, then its replicas.
+    addresses: Vec<Uri>,
     connect_timeout: Duration,
     request_timeout: Duration,
 }
 
 impl Dialer {
-    fn dial(&self, tls: &ClientTls) -> Channel {
-        zt_tls::channel(
-            self.server.clone(),
-            tls.connector(self.connect_timeout),
-            self.request_timeout,
-        )
+    fn dial(&self, tls: &ClientTls) -> Arc<[Channel]> {
+        self.addresses
+            .iter()
+            .map(|address| {
+                zt_tls::channel(
+                    address.clone(),
+                    tls.connector(self.connect_timeout),
+                    self.request_timeout,
+                )
+            })
+            .collect()
     }
 }
 
@@ -66,16 +82,22 @@ impl Client {
             config.server_id.clone(),
         )?;
         let dialer = Dialer {
-            server: config.server.clone(),
+            addresses: std::iter::once(&config.server)
+                .chain(&config.replicas)
+                .cloned()
+                .collect(),
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
         };
         Ok(Self {
             current: Mutex::new((tls.generation(), dialer.dial(&tls))),
+            cooling: Mutex::new(vec![None; dialer.addresses.len()]),
+            next: AtomicUsize::new(0),
             tls: Arc::new(tls),
             dialer,
             attempts: config.attempts.max(1),
             backoff: config.backoff,
+            cooldown: config.unavailable_cooldown,
             server_name: config.server_name.clone(),
         })
     }
@@ -98,8 +120,29 @@ impl Client {
 
     /// The channel for the next call, for any generated tonic client
     /// (`FooClient::new(client.channel())`): a new one if the TLS material changed since the
-    /// last. Cheap: clones share the connection.
+    /// last; with [`ClientConfig::replicas`], the next address's in turn, passing over those
+    /// that answered `UNAVAILABLE` lately while another has not. Cheap: clones share the
+    /// connection.
     pub fn channel(&self) -> Channel {
+        self.pick().1
+    }
+
+    /// The next address (its index) and its channel.
+    fn pick(&self) -> (usize, Channel) {
+        let channels = self.channels();
+        let count = channels.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let cooling = self.cooling.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = (0..count)
+            .map(|offset| (start + offset) % count)
+            .find(|&i| cooling[i].is_none_or(|until| until <= now))
+            .unwrap_or(start % count);
+        (index, channels[index].clone())
+    }
+
+    /// The channels of the current TLS material, redialled if it changed.
+    fn channels(&self) -> Arc<[Channel]> {
         let generation = self.tls.generation();
         // The pair is only ever replaced whole, so a poisoned lock still holds a usable one.
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
@@ -110,7 +153,18 @@ impl Client {
             );
             *current = (generation, self.dialer.dial(&self.tls));
         }
-        current.1.clone()
+        Arc::clone(&current.1)
+    }
+
+    /// Passes over address `index` for the cooldown; whether another address is available
+    /// now.
+    fn cool(&self, index: usize) -> bool {
+        let now = Instant::now();
+        let mut cooling = self.cooling.lock().unwrap_or_else(PoisonError::into_inner);
+        cooling[index] = Some(now + self.cooldown);
+        cooling
+            .iter()
+            .any(|until| until.is_none_or(|until| until <= now))
     }
 
     /// Classifies the `status` of a call made on [`Self::channel`] without [`Self::retry`]
@@ -126,8 +180,10 @@ impl Client {
     /// - A call a closing connection did not take (the server retiring it with GOAWAY at its
     ///   maximum age as the call went out) is retried at once, as gRPC's transparent retry
     ///   (gRFC A6) does.
-    /// - `UNAVAILABLE` (the server could not be reached) is retried after a delay from
-    ///   [`ClientConfig::backoff`], with jitter.
+    /// - `UNAVAILABLE` (the server could not be reached) is retried at once on another address
+    ///   of the service if one has not answered `UNAVAILABLE` lately
+    ///   ([`ClientConfig::replicas`]), else after a delay from [`ClientConfig::backoff`], with
+    ///   jitter.
     /// - Anything else is returned at once; a refused TLS handshake is never retried into
     ///   silence.
     ///
@@ -145,7 +201,8 @@ impl Client {
         let mut backoff = Backoff::from(self.backoff);
         let mut attempt = 1;
         loop {
-            let status = match call(self.channel()).await {
+            let (address, channel) = self.pick();
+            let status = match call(channel).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) => status,
             };
@@ -165,6 +222,16 @@ impl Client {
                     server: self.server_name.clone(),
                     status,
                 });
+            }
+            if self.cool(address) {
+                tracing::info!(
+                    address = %self.dialer.addresses[address],
+                    error = %status.message(),
+                    server = %self.server_name,
+                    "address unavailable, retrying on another"
+                );
+                attempt += 1;
+                continue;
             }
             let delay = backoff.next_delay();
             tracing::warn!(

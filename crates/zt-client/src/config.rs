@@ -23,12 +23,24 @@ pub const DEFAULT_ATTEMPTS: u32 = 6;
 /// `"the server"`.
 pub const DEFAULT_SERVER_NAME: &str = "the server";
 
+/// How long an address that answered `UNAVAILABLE` is passed over by new calls while another
+/// address of the service is not: 2 s (a restarting replica is back in about that long, and
+/// a dead one costs one failed attempt, retried elsewhere, every 2 s).
+pub const DEFAULT_UNAVAILABLE_COOLDOWN: Duration = Duration::from_secs(2);
+
 /// Everything a [`Client`](crate::Client) is loaded from.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// The server's address: an `https://HOST:PORT` URI (the scheme is not used to choose
     /// TLS: every connection is mutual TLS).
     pub server: Uri,
+    /// More addresses of the same service (its replicas), each of which must prove the same
+    /// [`Self::server_id`]. Calls go round-robin over [`Self::server`] and these; an address
+    /// that answered `UNAVAILABLE` is passed over for [`Self::unavailable_cooldown`], and a
+    /// call it failed is retried at once on another (see [`Client::retry`]). Default: none.
+    ///
+    /// [`Client::retry`]: crate::Client::retry
+    pub replicas: Vec<Uri>,
     /// The SPIFFE ID the server must prove. A server with any other identity is refused
     /// during the handshake, even with a valid certificate from a trusted CA.
     pub server_id: SpiffeId,
@@ -59,13 +71,17 @@ pub struct ClientConfig {
     /// The delays between attempts when the server is unavailable. Default
     /// [`BackoffConfig::default`].
     pub backoff: BackoffConfig,
+    /// How long an address that answered `UNAVAILABLE` is passed over while another is not
+    /// (with [`Self::replicas`]). Default [`DEFAULT_UNAVAILABLE_COOLDOWN`].
+    pub unavailable_cooldown: Duration,
 }
 
 impl ClientConfig {
     /// A configuration calling `server`, which must prove `server_id`, as the identity in
     /// `cert`/`key`, trusting the CAs in `bundles`; every other setting at its default: no
-    /// keystore password, [`DEFAULT_SERVER_NAME`], [`DEFAULT_CONNECT_TIMEOUT`],
-    /// [`DEFAULT_REQUEST_TIMEOUT`], [`DEFAULT_ATTEMPTS`], [`BackoffConfig::default`].
+    /// keystore password, no replicas, [`DEFAULT_SERVER_NAME`], [`DEFAULT_CONNECT_TIMEOUT`],
+    /// [`DEFAULT_REQUEST_TIMEOUT`], [`DEFAULT_ATTEMPTS`], [`BackoffConfig::default`],
+    /// [`DEFAULT_UNAVAILABLE_COOLDOWN`].
     pub fn new(
         server: Uri,
         server_id: SpiffeId,
@@ -75,6 +91,7 @@ impl ClientConfig {
     ) -> Self {
         Self {
             server,
+            replicas: Vec::new(),
             server_id,
             server_name: DEFAULT_SERVER_NAME.to_owned(),
             cert: cert.into(),
@@ -85,6 +102,7 @@ impl ClientConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             attempts: DEFAULT_ATTEMPTS,
             backoff: BackoffConfig::default(),
+            unavailable_cooldown: DEFAULT_UNAVAILABLE_COOLDOWN,
         }
     }
 }

@@ -7,7 +7,8 @@
 //! - [`Client::channel`]: a lazily connecting channel for any generated tonic client, TLS 1.3
 //!   mutual TLS, accepting only a server that proves exactly [`ClientConfig::server_id`];
 //!   redialled when the TLS material is reloaded ([`Client::watch`]), so new calls present the
-//!   new certificate at once;
+//!   new certificate at once; with [`ClientConfig::replicas`], calls go round-robin over the
+//!   service's addresses, each pinned to the same identity;
 //! - [`Client::retry`]: runs a call, retries at once a call a closing connection did not take,
 //!   backs off with jitter ([`Backoff`]) on `UNAVAILABLE` only, and never retries a TLS
 //!   refusal;
@@ -53,6 +54,6 @@ pub use backoff::Backoff;
 pub use client::Client;
 pub use config::{
     BackoffConfig, ClientConfig, DEFAULT_ATTEMPTS, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT, DEFAULT_SERVER_NAME,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_SERVER_NAME, DEFAULT_UNAVAILABLE_COOLDOWN,
 };
 pub use error::Error;

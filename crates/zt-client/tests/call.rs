@@ -1,6 +1,7 @@
 //! A user's own tonic client on the library: the pinned server identity refused in a
 //! sentence, never retried; UNAVAILABLE retried with backoff, and nothing else retried; a
-//! refused call in words; a reload redials.
+//! refused call in words; a reload redials; replicas share the calls, each pinned, and a
+//! stopped one costs no call.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,6 +9,7 @@
 )]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,11 +28,14 @@ const SERVER_ID: &str = "spiffe://zt.example/server";
 const IMPOSTOR_ID: &str = "spiffe://zt.example/impostor";
 const CLIENT_ID: &str = "spiffe://zt.example/client";
 
-struct EchoService;
+/// Echoes, counting the calls it answered.
+#[derive(Default)]
+struct EchoService(Arc<AtomicU32>);
 
 #[tonic::async_trait]
 impl Echo for EchoService {
     async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
+        self.0.fetch_add(1, Ordering::Relaxed);
         Ok(Response::new(EchoResponse {
             payload: request.into_inner().payload,
         }))
@@ -39,6 +44,16 @@ impl Echo for EchoService {
 
 /// An echo server with `identity`'s certificate, allowing `allowed` to call it.
 async fn serve(pki: &TestPki, identity: &Identity, allowed: &str) -> Background {
+    serve_counted(pki, identity, allowed, Arc::default()).await
+}
+
+/// [`serve`], counting the calls answered in `answered`.
+async fn serve_counted(
+    pki: &TestPki,
+    identity: &Identity,
+    allowed: &str,
+    answered: Arc<AtomicU32>,
+) -> Background {
     let policy = pki.write(
         "policy.json",
         format!(
@@ -62,7 +77,10 @@ async fn serve(pki: &TestPki, identity: &Identity, allowed: &str) -> Background 
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     server
-        .spawn(listener, Routes::new(EchoServer::new(EchoService)))
+        .spawn(
+            listener,
+            Routes::new(EchoServer::new(EchoService(answered))),
+        )
         .unwrap()
 }
 
@@ -204,4 +222,82 @@ async fn a_reload_redials_and_keeps_answering() {
     assert_eq!(me.tls().generation(), 1);
     assert_eq!(echo(&me, &calls).await.unwrap(), b"hi");
     assert_eq!(calls.load(Ordering::Relaxed), 2);
+}
+
+fn uri(addr: SocketAddr) -> http::Uri {
+    format!("https://localhost:{}", addr.port())
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn replicas_share_the_calls_and_a_stopped_one_costs_no_call() {
+    let pki = TestPki::new("zt.example");
+    let server = pki.issue("server", SERVER_ID, &["localhost"]);
+    let client = pki.issue("client", CLIENT_ID, &[]);
+    let (first_answered, second_answered) = (Arc::default(), Arc::default());
+    let first = serve_counted(&pki, &server, CLIENT_ID, Arc::clone(&first_answered)).await;
+    let second = serve_counted(&pki, &server, CLIENT_ID, Arc::clone(&second_answered)).await;
+    let mut config = config(&pki, first.addr(), &client);
+    config.replicas = vec![uri(second.addr())];
+    let me = Client::connect(&config).unwrap();
+    let attempts = AtomicU32::new(0);
+
+    for _ in 0..10 {
+        assert_eq!(echo(&me, &attempts).await.unwrap(), b"hi");
+    }
+    assert_eq!(first_answered.load(Ordering::Relaxed), 5, "round-robin");
+    assert_eq!(second_answered.load(Ordering::Relaxed), 5, "round-robin");
+
+    // One replica goes away (a rolling restart): every call is still answered, at the cost
+    // of one attempt on the stopped address before it is passed over.
+    first.stop().await.unwrap();
+    attempts.store(0, Ordering::Relaxed);
+    for _ in 0..10 {
+        assert_eq!(echo(&me, &attempts).await.unwrap(), b"hi");
+    }
+    assert_eq!(second_answered.load(Ordering::Relaxed), 15);
+    assert_eq!(
+        attempts.load(Ordering::Relaxed),
+        11,
+        "one failed attempt, retried elsewhere"
+    );
+}
+
+#[tokio::test]
+async fn every_replica_must_prove_the_pinned_identity() {
+    let pki = TestPki::new("zt.example");
+    let server = pki.issue("server", SERVER_ID, &["localhost"]);
+    let impostor = pki.issue("impostor", IMPOSTOR_ID, &["localhost"]);
+    let client = pki.issue("client", CLIENT_ID, &[]);
+    let (genuine_answered, impostor_answered) = (Arc::default(), Arc::default());
+    let genuine = serve_counted(&pki, &server, CLIENT_ID, Arc::clone(&genuine_answered)).await;
+    let spoofed = serve_counted(&pki, &impostor, CLIENT_ID, Arc::clone(&impostor_answered)).await;
+    let mut config = config(&pki, genuine.addr(), &client);
+    config.replicas = vec![uri(spoofed.addr())];
+    let me = Client::connect(&config).unwrap();
+    let attempts = AtomicU32::new(0);
+
+    let mut refused = 0;
+    for _ in 0..4 {
+        match echo(&me, &attempts).await {
+            Ok(payload) => assert_eq!(payload, b"hi"),
+            Err(Error::ServerRefused { reason, .. }) => {
+                assert_eq!(reason, "unexpected_server");
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+
+    // The impostor's turns are refused, not skipped over to the genuine replica, and it
+    // never got a call.
+    assert_eq!(refused, 2);
+    assert_eq!(genuine_answered.load(Ordering::Relaxed), 2);
+    assert_eq!(impostor_answered.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        attempts.load(Ordering::Relaxed),
+        4,
+        "a refusal is not retried"
+    );
 }

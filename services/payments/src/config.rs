@@ -17,13 +17,17 @@ use zt_telemetry::LogFormat;
 pub struct Config {
     /// The ledger's address: `https://HOST:PORT`, or `HOST:PORT` (https is implied: this
     /// client speaks only mutual TLS, so `http://` is refused). The port defaults to 443.
+    /// Several addresses (repeated, or comma-separated) are replicas of one ledger, each of
+    /// which must prove `--server-id`: calls go round-robin over them, and a call one of them
+    /// could not take (restarting) is retried at once on another.
     #[arg(
         long,
         env = "PAYMENTS_SERVER",
         default_value = "https://localhost:8443",
-        value_parser = parse_server
+        value_parser = parse_server,
+        value_delimiter = ','
     )]
-    pub server: Uri,
+    pub server: Vec<Uri>,
     /// The SPIFFE ID the ledger must prove. A server with any other identity is refused, even
     /// with a valid certificate from our CA.
     #[arg(
@@ -168,8 +172,9 @@ impl Config {
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
             attempts: self.attempts,
+            replicas: self.server.iter().skip(1).cloned().collect(),
             ..zt_client::ClientConfig::new(
-                self.server.clone(),
+                self.server.first().cloned().unwrap_or_default(),
                 self.server_id.clone(),
                 cert,
                 key,
@@ -311,7 +316,7 @@ mod tests {
         let config = Config::try_parse_from(["payments", "health"]).unwrap();
         let client = config.client_config(&config.cert, &config.key);
         let library = zt_client::ClientConfig::new(
-            config.server.clone(),
+            config.server[0].clone(),
             config.server_id.clone(),
             "cert",
             "key",
@@ -328,6 +333,35 @@ mod tests {
         assert_eq!(client.server_name, "the ledger");
         assert_eq!(client.cert, config.cert);
         assert_eq!(client.bundles, config.truststore());
+    }
+
+    #[test]
+    fn several_servers_are_replicas_of_one_ledger() {
+        use clap::Parser as _;
+        let config = Config::try_parse_from([
+            "payments",
+            "--server",
+            "ledger-1:8443,ledger-2:8443",
+            "--server",
+            "https://ledger-3:8443",
+            "health",
+        ])
+        .unwrap();
+        let client = config.client_config(&config.cert, &config.key);
+        assert_eq!(client.server.to_string(), "https://ledger-1:8443/");
+        let replicas: Vec<String> = client.replicas.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            replicas,
+            ["https://ledger-2:8443/", "https://ledger-3:8443/"]
+        );
+        // One address: no replicas.
+        let config = Config::try_parse_from(["payments", "health"]).unwrap();
+        assert!(
+            config
+                .client_config(&config.cert, &config.key)
+                .replicas
+                .is_empty()
+        );
     }
 
     #[test]
