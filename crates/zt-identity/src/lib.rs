@@ -13,6 +13,22 @@
 //!
 //! Nothing here does I/O or verifies signatures: chain building and signature checks belong to
 //! rustls-webpki, which does not look at URI SANs. This crate adds exactly what webpki leaves out.
+//!
+//! ```
+//! use zt_identity::{SpiffeId, SpiffeIdError, TrustDomain};
+//!
+//! let payments: SpiffeId = "spiffe://zt.example/ns/prod/sa/payments".parse()?;
+//! assert_eq!(payments.trust_domain(), "zt.example");
+//! assert!(payments.is_member_of(&TrustDomain::new("zt.example")?));
+//! assert!(!payments.is_member_of(&TrustDomain::new("partner.example")?));
+//! // Invalid IDs cannot be built (SPIFFE-ID 2.2: no empty segments, no uppercase domains).
+//! assert_eq!(
+//!     "spiffe://zt.example/ns//sa".parse::<SpiffeId>(),
+//!     Err(SpiffeIdError::EmptySegment)
+//! );
+//! assert!("spiffe://ZT.example/x".parse::<SpiffeId>().is_err());
+//! # Ok::<(), SpiffeIdError>(())
+//! ```
 
 mod dn;
 mod error;

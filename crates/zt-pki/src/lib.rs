@@ -13,6 +13,22 @@
 //!
 //! [`Ca`] does the cryptography and returns PEM strings; [`files`] writes them with safe
 //! permissions. The `zt-ca` binary is thin wiring over both.
+//!
+//! ```
+//! use std::time::Duration;
+//! use zt_identity::{SpiffeId, TrustDomain};
+//! use zt_pki::{Ca, LeafRequest};
+//!
+//! let domain = TrustDomain::new("zt.example")?;
+//! let ca = Ca::generate(&domain, Duration::from_secs(30 * 24 * 3600))?;
+//! let payments = ca.issue(&LeafRequest::new(SpiffeId::new(
+//!     "spiffe://zt.example/ns/prod/sa/payments",
+//! )?))?;
+//! // The truststore gets `ca.cert_pem()`; the keystore gets the leaf and its key.
+//! assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+//! assert!(payments.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod ca;
 mod crl;

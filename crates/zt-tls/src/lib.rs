@@ -18,6 +18,34 @@
 //! - [`channel`] / [`MtlsConnector`]: a tonic channel (or just its connector) over mutual TLS.
 //! - [`probe`]: what a server answers a given client configuration (alert, close, accept).
 //! - [`describe_tls`] / [`describe_handshake`]: a TLS failure in words, with a stable `reason`.
+//!
+//! A server's accept loop (the `zt-server` crate wires this, the authorization layer and
+//! tonic together; use it unless you need your own server):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use zt_identity::{TrustDomain, TrustedDomains};
+//! use zt_tls::{AcceptLimits, ServerFiles, ServerTls};
+//!
+//! # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+//! let tls = Arc::new(ServerTls::load(ServerFiles {
+//!     cert: "certs/ledger.pem".into(),
+//!     key: "certs/ledger.key".into(),
+//!     keystore_password: None,
+//!     bundles: vec!["certs/ca.pem".parse()?],
+//!     crls: Vec::new(),
+//!     domains: TrustedDomains::new([TrustDomain::new("zt.example")?]),
+//! })?);
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8443").await?;
+//! let metrics = zt_telemetry::Metrics::new();
+//! let incoming = zt_tls::accept(listener, tls, AcceptLimits::default(), metrics);
+//! // Each item is a PeerStream whose PeerConnectInfo carries the peer's identity:
+//! // tonic::transport::Server::builder().layer(authz).add_service(svc)
+//! //     .serve_with_incoming(incoming)
+//! # drop(incoming);
+//! # Ok(())
+//! # }
+//! ```
 
 mod acceptor;
 mod client;
