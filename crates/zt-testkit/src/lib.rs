@@ -339,23 +339,7 @@ pub struct Unusable {
 }
 
 /// Every case of the `unusable` scenario, for the ledger's and payments' suites alike.
-pub const UNUSABLE: [Unusable; 5] = [
-    Unusable {
-        what: "ecdsa-with-SHA512 CA",
-        ca: "ca-sha512.pem",
-        keystore_suffix: None,
-        problem: "certificate 0: it is signed with ecdsa-with-SHA512, which this build's crypto \
-                  provider (ring) cannot verify, so certificates it signs the same way are \
-                  refused at every handshake; sign with SHA-256 or SHA-384",
-    },
-    Unusable {
-        what: "P-521 CA",
-        ca: "ca-p521.pem",
-        keystore_suffix: None,
-        problem: "certificate 0: its id-ecPublicKey (secp521r1) key is one this build's crypto \
-                  provider (ring) cannot verify signatures of; use a P-256, P-384, Ed25519 or \
-                  RSA (2048 bits or more) CA key",
-    },
+pub const UNUSABLE: [Unusable; 3] = [
     Unusable {
         what: "URI name constraint",
         ca: "ca-uri-constraint.pem",
@@ -379,6 +363,10 @@ pub const UNUSABLE: [Unusable; 5] = [
                   KeyUsage lacks keyCertSign: it may not sign certificates",
     },
 ];
+
+/// CAs of the `unusable` scenario that the ring provider could not verify with (ECDSA with
+/// SHA-512, a P-521 key) and aws-lc-rs, the provider now, does: they are accepted.
+pub const USABLE_SINCE_AWS_LC: [&str; 2] = ["ca-sha512.pem", "ca-p521.pem"];
 
 /// Certificates from a PKI nobody on this project wrote: `interop/foreign_pki.py` (the
 /// `openssl` command line and Python `cryptography`, never zt-ca or rcgen), written into a

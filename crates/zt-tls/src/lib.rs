@@ -77,7 +77,9 @@ pub use store::{
 pub use usable::{CaProblem, ChainProblem, ChainUse, ca_problem, chain_verdict};
 pub use verify::UnexpectedServer;
 
-/// The one crypto provider used everywhere (ring), so no process ever mixes two.
+/// The one crypto provider used everywhere (aws-lc-rs), so no process ever mixes two. Its key
+/// exchanges, in order of preference: X25519MLKEM768 (post-quantum hybrid), X25519, P-256,
+/// P-384; a peer without the hybrid gets X25519 (after one HelloRetryRequest at most).
 pub fn crypto_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
-    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+    std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }

@@ -2,8 +2,8 @@
 //! handshake.
 //!
 //! rustls-webpki refuses a chain through a CA it cannot use only when a peer presents one:
-//! a signature algorithm or key the crypto provider does not implement (with ring: ECDSA with
-//! SHA-512, P-521 and Brainpool keys, RSA below 2048 bits), a URI name constraint (which it
+//! a signature algorithm or key the crypto provider does not implement (with aws-lc-rs:
+//! Brainpool keys, RSA below 2048 bits; ECDSA with SHA-512 and P-521 keys verify), a URI name constraint (which it
 //! does not evaluate, failing closed; X509-SVID section 4.1 allows them, and Vault and SPIRE
 //! make them). A CA in the middle of a chain that is not a CA, or may not sign certificates,
 //! fails the same way. Each check here names the reason in words.
@@ -47,15 +47,15 @@ pub enum CaProblem {
     UriNameConstraint(String),
     /// A key no algorithm of the crypto provider verifies with (its algorithm and curve).
     #[error(
-        "its {0} key is one this build's crypto provider (ring) cannot verify signatures of; \
-         use a P-256, P-384, Ed25519 or RSA (2048 bits or more) CA key"
+        "its {0} key is one this build's crypto provider (aws-lc-rs) cannot verify signatures \
+         of; use a P-256, P-384, P-521, Ed25519 or RSA (2048 bits or more) CA key"
     )]
     UnsupportedKey(String),
     /// A self-signature the crypto provider cannot verify (its algorithm).
     #[error(
-        "it is signed with {0}, which this build's crypto provider (ring) cannot verify, so \
-         certificates it signs the same way are refused at every handshake; sign with SHA-256 \
-         or SHA-384"
+        "it is signed with {0}, which this build's crypto provider (aws-lc-rs) cannot \
+         verify, so certificates it signs the same way are refused at every handshake; sign \
+         with SHA-256, SHA-384 or SHA-512"
     )]
     UnsupportedSignature(String),
     /// No algorithm identifiers where the certificate must have them.
@@ -253,7 +253,7 @@ fn chain_problem(err: &webpki::Error) -> String {
         }
         E::UnsupportedSignatureAlgorithmContext(_)
         | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
-            "a signature in the chain uses an algorithm this build (ring) cannot verify"
+            "a signature in the chain uses an algorithm this build (aws-lc-rs) cannot verify"
         }
         E::InvalidSignatureForPublicKey => "a signature in the chain does not verify",
         E::MaximumPathBuildCallsExceeded

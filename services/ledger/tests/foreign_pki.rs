@@ -408,8 +408,7 @@ async fn files_glued_by_cat_keep_every_block_and_a_damaged_one_is_named() {
 }
 
 /// Item 3. The user brings material this build can never verify with (Python `cryptography`
-/// made it all): a CA self-signed with ecdsa-with-SHA512, a P-521 CA, a CA with a URI name
-/// constraint, and keystores `leaf + intermediate` whose intermediate is `CA:FALSE` or lacks
+/// made it all): a CA with a URI name constraint, and keystores `leaf + intermediate` whose intermediate is `CA:FALSE` or lacks
 /// keyCertSign. Each is refused at startup, before listening, with one line naming the file
 /// and the certificate, instead of failing every handshake later.
 #[test]
@@ -437,8 +436,43 @@ fn material_that_can_never_verify_is_refused_at_startup() {
     }
 }
 
+/// Item 3, what changed with aws-lc-rs: a CA self-signed with ecdsa-with-SHA512 and a P-521 CA
+/// (Python `cryptography`), which ring could not verify and the ledger refused at startup, are
+/// now usable: beside the good CA in the `--ca` bundle, the ledger starts with no warning or
+/// error and a client of the good CA transfers.
+#[tokio::test(flavor = "multi_thread")]
+async fn sha512_and_p521_cas_are_accepted() {
+    let pki = generate(&["unusable"]);
+    let good = pki.path("unusable", "ca.pem");
+    let mut files = vec![good.clone()];
+    files.extend(
+        zt_testkit::USABLE_SINCE_AWS_LC
+            .iter()
+            .map(|name| pki.path("unusable", name)),
+    );
+    let bundle = pki.cat(
+        "unusable",
+        "bundle-aws-lc.pem",
+        &files.iter().map(|f| f.as_path()).collect::<Vec<_>>(),
+    );
+    let running = Running::start(ledger(&pki.identity("unusable", "ledger"), &bundle));
+    assert!(
+        running.lines_with(&["WARN"]).is_empty() && running.lines_with(&["ERROR"]).is_empty(),
+        "{:#?}",
+        running.log()
+    );
+    let client = pki.identity("unusable", "payments");
+    transfer(
+        running.addr,
+        &client,
+        &good,
+        "with the SHA-512 and P-521 CAs trusted",
+    )
+    .await;
+}
+
 /// Item 3, at reload. A running ledger (`--reload-interval 200ms`) trusting a good CA has its
-/// `--ca` file replaced (atomic rename) by a CA self-signed with ecdsa-with-SHA512 (Python
+/// `--ca` file replaced (atomic rename) by a CA with a URI name constraint (Python
 /// `cryptography`). It keeps the last good truststore: a new client of the good CA still
 /// transfers, and it logs one error line naming the file and the certificate.
 #[tokio::test(flavor = "multi_thread")]
@@ -458,7 +492,7 @@ async fn a_ca_that_can_never_verify_at_reload_changes_nothing() {
 
     atomic_write(
         &trusted,
-        std::fs::read(pki.path("unusable", "ca-sha512.pem")).unwrap(),
+        std::fs::read(pki.path("unusable", "ca-uri-constraint.pem")).unwrap(),
     );
     let file = shown(&trusted);
     eventually("the failed reload is logged", async || {
@@ -472,7 +506,7 @@ async fn a_ca_that_can_never_verify_at_reload_changes_nothing() {
     assert!(
         errors[0].contains("zt_reload")
             && errors[0].contains(&format!(
-                "{file}: certificate 0: it is signed with ecdsa-with-SHA512"
+                "{file}: certificate 0: it has a URI name constraint"
             )),
         "{}",
         errors[0]

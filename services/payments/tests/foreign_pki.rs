@@ -279,8 +279,7 @@ async fn files_glued_by_cat_keep_every_block_and_a_damaged_one_is_named() {
 }
 
 /// Item 3. The user gives payments material this build can never verify with (Python
-/// `cryptography` made it all): as `--ca`, a CA self-signed with ecdsa-with-SHA512, a P-521
-/// CA, a CA with a URI name constraint; as `--cert`, a chain `leaf + intermediate` whose
+/// `cryptography` made it all): as `--ca`, a CA with a URI name constraint; as `--cert`, a chain `leaf + intermediate` whose
 /// intermediate is `CA:FALSE` or lacks keyCertSign. Each is refused at startup with one line
 /// naming the file and the certificate, and no RPC reaches the ledger.
 #[tokio::test(flavor = "multi_thread")]
@@ -312,6 +311,21 @@ async fn material_that_can_never_verify_is_refused_at_startup() {
     // The control: the good CA and chain of the same PKI transfer.
     let out = payments(&server, &me, &good_ca, &[]).await;
     transferred("good CA", &out, &server, 1);
+    // What changed with aws-lc-rs: a CA self-signed with ecdsa-with-SHA512 and a P-521 CA,
+    // which ring could not verify and payments refused, are usable beside the good CA.
+    let mut files = vec![good_ca.clone()];
+    files.extend(
+        zt_testkit::USABLE_SINCE_AWS_LC
+            .iter()
+            .map(|name| file(name)),
+    );
+    let bundle = pki.cat(
+        "unusable",
+        "bundle-aws-lc.pem",
+        &files.iter().map(|f| f.as_path()).collect::<Vec<_>>(),
+    );
+    let out = payments(&server, &me, &bundle, &[]).await;
+    transferred("good CA beside the SHA-512 and P-521 CAs", &out, &server, 2);
 }
 
 /// Item 4. The user's `--ca` bundle still holds a CA that expired yesterday beside the current
