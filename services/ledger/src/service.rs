@@ -184,3 +184,23 @@ fn now_unix_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_database_is_unavailable_to_the_caller_and_details_stay_in_the_log() {
+        let unavailable = status(BookError::Unavailable("connection reset".into()));
+        assert_eq!(unavailable.code(), tonic::Code::Unavailable);
+        let broken = status(BookError::Storage(
+            "relation \"accounts\" does not exist".into(),
+        ));
+        assert_eq!(broken.code(), tonic::Code::Internal);
+        assert!(
+            !broken.message().contains("accounts"),
+            "{}",
+            broken.message()
+        );
+    }
+}

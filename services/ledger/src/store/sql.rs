@@ -390,3 +390,31 @@ impl PgStore {
 }
 
 sql_store!(PgStore, begin());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_database_is_unavailable_and_a_broken_one_is_not() {
+        let lost = [
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Protocol("unexpected end of stream".into()),
+        ];
+        for err in lost {
+            assert!(matches!(classify(err), BookError::Unavailable(_)));
+        }
+        assert!(matches!(
+            classify(sqlx::Error::RowNotFound),
+            BookError::Storage(_)
+        ));
+        for code in ["40001", "40P01", "08006", "57P01", "28000", "5", "517", "6"] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["23505", "42P01", "19", "2067"] {
+            assert!(!transient_code(code), "{code}");
+        }
+    }
+}
