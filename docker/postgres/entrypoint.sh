@@ -28,7 +28,7 @@ die() { say "error: $*"; exit 1; }
 for f in "$cert" "$key" "$ca"; do
   [ -r "$f" ] || die "$f is missing or unreadable: no TLS, no server"
 done
-mode=$(stat -c '%a %u' "$key")
+mode=$(stat -L -c '%a %u' "$key")
 [ "$mode" = "600 $(id -u)" ] || die "$key has mode/owner '$mode'; it must be 0600 and ours (uid $(id -u))"
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
