@@ -1058,7 +1058,7 @@ pub(crate) fn certified(leaf: &IssuedLeaf) -> Result<Arc<CertifiedKey>, Error> {
 pub(crate) enum Versions {
     /// TLS 1.3 only, with the project's crypto provider.
     Tls13,
-    /// TLS 1.2 only, with ring's default provider (its TLS 1.2 suites).
+    /// TLS 1.2 only, with aws-lc-rs's default provider (its TLS 1.2 suites).
     Tls12,
 }
 
@@ -1072,7 +1072,7 @@ pub(crate) fn attacker_config(
     let (provider, version) = match versions {
         Versions::Tls13 => (zt_tls::crypto_provider(), &rustls::version::TLS13),
         Versions::Tls12 => (
-            Arc::new(rustls::crypto::ring::default_provider()),
+            Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
             &rustls::version::TLS12,
         ),
     };
