@@ -6,7 +6,8 @@
 #
 # The tests use tools nobody here wrote, on purpose: openssl (certificates and probes),
 # libfaketime (the clock-skew test), a JDK's keytool (PKCS#12 stores), Python `cryptography`
-# (the foreign-PKI suites' certificates) and Go (grpc-go's subject text, compared with ours).
+# (the foreign-PKI suites' certificates), Go (grpc-go's subject text, compared with ours) and
+# PostgreSQL (the ledger's store of record, over mutual TLS).
 # Installing needs root (apt) and network access to Debian's and PyPI's mirrors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,4 +30,8 @@ cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 
 # With Go installed, the subject comparison with Go must run, not skip.
 export ZT_REQUIRE_GO=1
-exec cargo nextest run --workspace "$@"
+# The ledger's PostgreSQL tests run against a throwaway mutual-TLS-only cluster, which
+# scripts/postgres-test.sh installs (Debian's packages) if missing, starts on a loopback port
+# for the whole run and removes afterwards; with it there, they must run, not skip.
+export ZT_REQUIRE_POSTGRES=1
+exec ./scripts/postgres-test.sh cargo nextest run --workspace "$@"
