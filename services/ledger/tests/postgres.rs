@@ -331,3 +331,97 @@ fn serial_of(cert: &Path) -> String {
     }
     text
 }
+
+/// A TCP relay to the database that can be cut: every relayed connection closed, new ones
+/// closed at once. Stands for the network (or the server) going away under a serving ledger.
+struct Relay {
+    port: u16,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    relays: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    _accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn to(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let relays = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (flag, tasks) = (Arc::clone(&open), Arc::clone(&relays));
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                tasks.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                }));
+            }
+        });
+        Self {
+            port,
+            open,
+            relays,
+            _accept: accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for task in self.relays.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The database goes away while the ledger serves: a transfer then fails `Unavailable`
+/// (UNAVAILABLE on the wire, which clients retry) and applies nothing; once the database is
+/// back, the same transfer (same key) is applied, once, on a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_lost_while_serving_is_unavailable_and_nothing_is_half_applied() {
+    let Some(pg) =
+        postgres("a_database_lost_while_serving_is_unavailable_and_nothing_is_half_applied")
+    else {
+        return;
+    };
+    let ledger = pg.issue("ledger", LEDGER_ID);
+    let url = pg.fresh_database(&ledger).await;
+    let (scheme_host, rest) = url.rsplit_once(':').unwrap();
+    let (port, database) = rest.split_once('/').unwrap();
+    let relay = Relay::to(port.parse().unwrap()).await;
+    let relayed = format!("{scheme_host}:{}/{database}", relay.port);
+    let store = PgStore::open(&relayed, &pg.tls(&ledger)).await.unwrap();
+    store
+        .transfer("p", &request("before", "alice", "bob", 1_00), 1)
+        .await
+        .unwrap();
+    let before = balances(&store).await;
+
+    relay.cut();
+    let lost = store
+        .transfer("p", &request("during", "alice", "bob", 2_00), 2)
+        .await;
+    assert!(
+        matches!(lost, Err(ledger::book::BookError::Unavailable(_))),
+        "{lost:?}"
+    );
+
+    relay.restore();
+    assert_eq!(balances(&store).await, before, "nothing was applied");
+    let (applied, replayed) = store
+        .transfer("p", &request("during", "alice", "bob", 2_00), 3)
+        .await
+        .unwrap();
+    assert!(!replayed, "the lost attempt left no key behind");
+    assert_eq!(applied.amount_cents, 2_00);
+    assert_eq!(store.balance("alice").await.unwrap(), before[0] - 2_00);
+    assert_eq!(store.total().await.unwrap(), seed_total());
+}

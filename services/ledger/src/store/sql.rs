@@ -313,6 +313,9 @@ impl SqliteStore {
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true);
         let memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !memory {
+            first_connection::<sqlx::SqliteConnection>(&options, url).await?;
+        }
         let pool = PoolOptions::new()
             .max_connections(if memory { 1 } else { POOL_SIZE })
             .acquire_timeout(CONNECT_TIMEOUT)
@@ -330,6 +333,26 @@ impl SqliteStore {
 }
 
 sql_store!(SqliteStore, begin_with("BEGIN IMMEDIATE"));
+
+/// Opens and closes one connection, within [`CONNECT_TIMEOUT`], so that a database that cannot
+/// be reached is reported with its reason (refused, TLS, authentication): a pool says only
+/// that it timed out.
+async fn first_connection<C: sqlx::Connection>(
+    options: &C::Options,
+    shown: &str,
+) -> Result<(), BookError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, C::connect_with(options)).await {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(err)) => Err(BookError::Unavailable(format!("{shown}: {err}"))),
+        Err(_) => Err(BookError::Unavailable(format!(
+            "{shown}: no answer within {}",
+            humantime::format_duration(CONNECT_TIMEOUT)
+        ))),
+    }
+}
 
 /// How long an unused pooled connection stays open.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -374,11 +397,13 @@ impl PgStore {
     /// cannot be reached, refuses the connection or the migrations fail.
     pub async fn open(url: &str, tls: &ClientTls) -> Result<Self, BookError> {
         let shown = super::DatabaseUrl::Postgres(url.into());
+        let options = Self::options(url, tls)?;
+        first_connection::<sqlx::PgConnection>(&options, &shown.to_string()).await?;
         let pool = PoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(CONNECT_TIMEOUT)
             .idle_timeout(Some(IDLE_TIMEOUT))
-            .connect_with(Self::options(url, tls)?)
+            .connect_with(options)
             .await
             .map_err(|e| BookError::Unavailable(format!("{shown}: {e}")))?;
         sqlx::migrate!("./migrations/postgres")
