@@ -15,5 +15,5 @@ case "${1:-}" in
   *) echo "usage: $0 [--attacks | down]" >&2; exit 2 ;;
 esac
 
-./scripts/build-image.sh
+./scripts/build-image.sh && ./scripts/build-postgres-image.sh
 "${COMPOSE[@]}" "${profile[@]}" up --remove-orphans
