@@ -1,7 +1,9 @@
 //! Compiles `proto/` with a vendored `protoc`, so a fresh clone builds with no system packages.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: a build script binary compiled for one checkout may be reused by
+    // another (a worktree sharing the target directory).
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     for (package, file) in [
         ("ledger", "ledger/v1/ledger.proto"),

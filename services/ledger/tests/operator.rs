@@ -180,9 +180,8 @@ async fn a_reload_with_errors_is_refused_when_strict_and_warned_otherwise() {
                 .lines()
                 .find(|l| l.contains("reload failed") && l.contains(&file))
                 .unwrap_or_else(|| panic!("no failed reload logged:\n{text}"));
-            // The text log quotes the error field, so its inner quotes are escaped.
-            let error =
-                format!("{file}: refused by --strict-policy: {FINDING}").replace('"', "\\\"");
+            // The error as a sentence, written as is (not a quoted debug string).
+            let error = format!("error={file}: refused by --strict-policy: {FINDING}");
             assert!(refused.contains(&error), "{refused}\n{error}");
             answer.expect("the last good policy still decides");
         } else {
