@@ -1185,7 +1185,13 @@ fn render_providers(out: &mut String, providers: &[ProviderFigures]) {
         let cells: Vec<String> = figures(p)
             .iter()
             .zip(figures(base))
-            .map(|(v, b)| format!("{v:.1} ({:.2}x)", v / b))
+            .map(|(v, b)| {
+                if *v < 10.0 {
+                    format!("{v:.2} ({:.2}x)", v / b)
+                } else {
+                    format!("{v:.1} ({:.2}x)", v / b)
+                }
+            })
             .collect();
         let _ = writeln!(
             out,
