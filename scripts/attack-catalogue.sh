@@ -98,7 +98,7 @@ run_catalogue() {
 echo "== ledger"
 ledger_addr=$(start ledger "$work/ledger.log" "$bin/ledger" --listen 127.0.0.1:0 \
   --cert "$work/ledger.pem" --key "$work/ledger.key" --ca "$work/ca.pem" \
-  --policy config/ledger-policy.json --trust-domain zt.example)
+  --policy config/ledger-policy.json --trust-domain zt.example --database sqlite::memory:)
 run_catalogue ledger --target "https://localhost:${ledger_addr##*:}" \
   --server-id spiffe://zt.example/ns/prod/sa/ledger --ca "$work/ca.pem" \
   --cert "$work/payments.pem" --key "$work/payments.key" \

@@ -4,7 +4,8 @@
 #   - pki finished with 0; postgres, both ledgers, payments and auditor are running and healthy;
 #   - payments and auditor told their story with every step as expected;
 #   - the attack catalogue (zt-lab attack, the same tool CI runs against any service) exited 0:
-#     every attack blocked; its JUnit report has no failure; the ledger is still healthy after;
+#     every attack blocked, its summary PASS with no case NOT BLOCKED, INCONCLUSIVE or SKIPPED;
+#     the ledgers are still healthy after;
 #   - a forced renewal of every workload certificate mid-demo is reloaded by the ledgers,
 #     payments, auditor and postgres, and their next rounds still succeed (no [BAD] step anywhere);
 #   - each workload mounts only its own volume, read-only, and nobody but pki mounts the CA;
