@@ -11,7 +11,9 @@
 # target that is not fully blocked. Servers are stopped on exit, also on failure.
 #
 # Environment: CARGO_PROFILE (default dev: target/debug), ZT_ATTACK_BRUTE_ATTEMPTS (default
-# 1000), ZT_ATTACK_BRUTE_MAX_SLOWDOWN (default 2; 0 leaves the latency unmeasured).
+# 1000), ZT_ATTACK_BRUTE_MAX_SLOWDOWN (default 3; 0 leaves the latency unmeasured). 3x, not the
+# compose lab's 2x: here a debug build of the attacker, the server and the legitimate client
+# share one busy CI host (measured 0.7x-1.75x); a defence that starves real clients still fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +41,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 export ZT_ATTACK_BRUTE_ATTEMPTS=${ZT_ATTACK_BRUTE_ATTEMPTS:-1000}
-export ZT_ATTACK_BRUTE_MAX_SLOWDOWN=${ZT_ATTACK_BRUTE_MAX_SLOWDOWN:-2}
+export ZT_ATTACK_BRUTE_MAX_SLOWDOWN=${ZT_ATTACK_BRUTE_MAX_SLOWDOWN:-3}
 
 echo "== certificates (zt-ca, made now in $work)"
 "$bin/zt-ca" init --trust-domain zt.example --dir "$work" >/dev/null
