@@ -2,12 +2,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 use zt_authz_layer::{AuthzLayer, PolicyHandle};
 use zt_identity::TrustDomain;
 use zt_reload::Reloader;
@@ -67,7 +69,6 @@ pub fn health_methods() -> Vec<String> {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
     methods: Vec<String>,
@@ -77,6 +78,19 @@ pub struct Server {
     authz: AuthzLayer<PeerConnectInfo>,
     metrics: Metrics,
     max_connection_age: Duration,
+    /// Until this completes, the health service says NOT_SERVING ([`Server::ready_when`]).
+    ready: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("name", &self.config.name)
+            .field("methods", &self.methods)
+            .field("max_connection_age", &self.max_connection_age)
+            .field("waits_for_readiness", &self.ready.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Server {
@@ -163,7 +177,20 @@ impl Server {
             authz,
             metrics,
             max_connection_age,
+            ready: None,
         })
+    }
+
+    /// Has the health service (gRPC health, which readiness probes and the `health`
+    /// subcommands read) answer NOT_SERVING, for every served service and for the server as a
+    /// whole (`""`), until `ready` completes; then SERVING. For a server whose handlers need
+    /// something that may not be up yet, a database for instance: it listens and answers at
+    /// once (its handlers say `UNAVAILABLE` meanwhile, which clients retry), and an
+    /// orchestrator keeps traffic away until it is ready. Without it, the server is SERVING as
+    /// soon as it listens. A shutdown before `ready` completes stays NOT_SERVING.
+    pub fn ready_when(mut self, ready: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.ready = Some(Box::pin(ready));
+        self
     }
 
     /// The metrics this server records (and serves at `/metrics` when
@@ -294,11 +321,26 @@ impl Server {
         };
         let services = self.service_names();
         let (health, health_service) = tonic_health::server::health_reporter();
-        for service in &services {
-            health
-                .set_service_status(service, ServingStatus::Serving)
-                .await;
-        }
+        let becoming_ready = match self.ready {
+            None => {
+                set_status(&health, &services, ServingStatus::Serving).await;
+                None
+            }
+            Some(ready) => {
+                set_status(&health, &services, ServingStatus::NotServing).await;
+                health
+                    .set_service_status("", ServingStatus::NotServing)
+                    .await;
+                let (health, services) = (health.clone(), services.clone());
+                let name = self.config.name.clone();
+                Some(AbortOnDrop(tokio::spawn(async move {
+                    ready.await;
+                    set_status(&health, &services, ServingStatus::Serving).await;
+                    health.set_service_status("", ServingStatus::Serving).await;
+                    tracing::info!("{name} ready: health says SERVING");
+                })))
+            }
+        };
         let address = listener.local_addr();
         let incoming = zt_tls::accept(
             listener,
@@ -317,14 +359,12 @@ impl Server {
             let health = health.clone();
             async move {
                 shutdown.await;
+                // Not ready yet: it never will be.
+                drop(becoming_ready);
                 tracing::info!("shutting down: refusing new connections, draining in-flight RPCs");
                 // Each service's status and the server-wide one ("") that health probes
                 // mostly ask for.
-                for service in &services {
-                    health
-                        .set_service_status(service, ServingStatus::NotServing)
-                        .await;
-                }
+                set_status(&health, &services, ServingStatus::NotServing).await;
                 health
                     .set_service_status("", ServingStatus::NotServing)
                     .await;
@@ -379,6 +419,13 @@ impl Background {
     pub async fn stop(mut self) -> Result<(), Error> {
         drop(self.stop.take());
         (&mut self.task).await?
+    }
+}
+
+/// Sets the health status of each of `services`.
+async fn set_status(health: &HealthReporter, services: &[String], status: ServingStatus) {
+    for service in services {
+        health.set_service_status(service, status).await;
     }
 }
 

@@ -10,6 +10,7 @@ use zt_proto::ledger::v1::ledger_server::LedgerServer;
 use zt_telemetry::Metrics;
 
 use crate::config::Config;
+use crate::book::BookError;
 use crate::error::Error;
 use crate::service::LedgerService;
 use crate::store::{self, ClientTls, DatabaseUrl};
@@ -74,7 +75,7 @@ impl Server {
     }
 
     /// Serves on `listener` in a background task until the returned handle is dropped. As
-    /// with [`Server::run`], connections are taken only once the database is ready.
+    /// with [`Server::run`], the health service says NOT_SERVING until the database is ready.
     ///
     /// # Errors
     /// [`Error::Server`] if the listener's address cannot be read.
@@ -103,12 +104,13 @@ impl Server {
         })
     }
 
-    /// Opens the database (waiting for it with backoff, logging why, for as long as it takes
-    /// or until `shutdown`), then serves on `listener` until `shutdown` completes, stops
+    /// Opens the database, then serves on `listener` until `shutdown` completes, stops
     /// accepting, lets in-flight RPCs finish for up to the drain timeout, and returns.
     ///
-    /// Until the database is ready nothing is accepted: a health probe gets no answer (the
-    /// container is not healthy) and clients wait or retry.
+    /// If the database cannot be reached at first, the ledger serves anyway while it keeps
+    /// trying (with backoff, logging why): until the database is ready, the health service
+    /// says NOT_SERVING (a readiness probe keeps traffic away) and the ledger's calls are
+    /// answered `UNAVAILABLE` (clients retry).
     ///
     /// # Errors
     /// [`Error::Database`] for a database URL that can never work; [`Error::Server`] when
@@ -118,18 +120,41 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), Error> {
-        let mut shutdown = std::pin::pin!(shutdown);
-        tokio::select! {
-            opened = store::open_with_backoff(&self.database, &self.database_tls) => {
-                self.ledger.attach(opened.map_err(|e| Error::Database(e.to_string()))?);
-            }
-            () = &mut shutdown => {
-                tracing::info!("ledger stopped before its database was ready");
-                return Ok(());
-            }
-        }
         let routes = self.routes();
-        Ok(self.server.run(listener, routes, shutdown).await?)
+        let (ledger, database, tls) = (self.ledger, self.database, self.database_tls);
+        // The common case first: the database is there, and the ledger is ready as it listens.
+        match store::open(&database, &tls).await {
+            Ok(store) => {
+                tracing::info!(%database, "database ready");
+                ledger.attach(store);
+                return Ok(self.server.run(listener, routes, shutdown).await?);
+            }
+            Err(BookError::Unavailable(reason)) => tracing::warn!(
+                %database,
+                "database not reachable: serving NOT_SERVING until it is: {reason}"
+            ),
+            Err(other) => return Err(Error::Database(other.to_string())),
+        }
+        let (ready, is_ready) = tokio::sync::oneshot::channel::<()>();
+        let serve = self
+            .server
+            .ready_when(async move {
+                let _ = is_ready.await;
+            })
+            .run(listener, routes, shutdown);
+        let open = async move {
+            let store = store::open_with_backoff(&database, &tls)
+                .await
+                .map_err(|e| Error::Database(e.to_string()))?;
+            ledger.attach(store);
+            let _ = ready.send(());
+            // Serving goes on; only a database that can never work ends it.
+            std::future::pending::<Result<(), Error>>().await
+        };
+        tokio::select! {
+            served = serve => Ok(served?),
+            failed = open => failed,
+        }
     }
 }
 

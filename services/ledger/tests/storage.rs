@@ -10,12 +10,15 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::books::{balances, request, rules_hold, transfer_storm, transfers_held};
 use common::{config, pki};
 use ledger::book::seed_total;
 use ledger::store::{DatabaseUrl, SqliteStore, Store};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
 
@@ -123,19 +126,37 @@ async fn a_database_missing_at_startup_is_waited_for() {
                 .await
         }
     };
-    let waiting = tokio::time::timeout(Duration::from_millis(800), call()).await;
-    assert!(
-        waiting.is_err() || waiting.as_ref().is_ok_and(Result::is_err),
-        "no answer while the database is missing: {waiting:?}"
-    );
+    let health = || {
+        let mut client = HealthClient::new(zt_testkit::mtls_channel(
+            ledger.addr,
+            &p.payments,
+            &ca,
+            common::LEDGER_ID,
+        ));
+        async move {
+            let mut statuses = Vec::new();
+            for service in ["", "ledger.v1.Ledger"] {
+                let request = HealthCheckRequest {
+                    service: service.into(),
+                };
+                statuses.push(client.check(request).await.unwrap().into_inner().status());
+            }
+            statuses
+        }
+    };
+    // It listens and answers at once, but is not ready: NOT_SERVING, and calls UNAVAILABLE
+    // (which clients retry), with no handler reaching the books.
+    let waiting = call().await.unwrap_err();
+    assert_eq!(waiting.code(), tonic::Code::Unavailable, "{waiting:?}");
+    assert_eq!(health().await, [ServingStatus::NotServing; 2]);
     assert!(ledger.service.store().is_none(), "not attached");
-    assert_eq!(ledger.service.handled(), 0);
 
     std::fs::create_dir(&later).unwrap();
     common::eventually("the ledger serves once its database opens", async || {
         call().await.is_ok()
     })
     .await;
+    assert_eq!(health().await, [ServingStatus::Serving; 2]);
     let store: Arc<dyn Store> = ledger.service.store().unwrap();
     assert_eq!(store.total().await.unwrap(), seed_total());
 }
