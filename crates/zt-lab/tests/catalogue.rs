@@ -495,7 +495,7 @@ async fn brute_force_every_forgery_refused_and_counted_no_handler_payments_unhur
 /// theirs (they still share the CPU, as containers on one host do).
 struct Isolated {
     addr: SocketAddr,
-    service: ledger::service::LedgerService,
+    service: ledger::LedgerService,
     metrics: zt_telemetry::Metrics,
     _stop: tokio::sync::oneshot::Sender<()>,
 }

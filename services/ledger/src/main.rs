@@ -24,7 +24,7 @@ async fn run(config: Config) -> anyhow::Result<bool> {
             anyhow::ensure!(serving, "ledger is not serving");
             return Ok(true);
         }
-        Some(Command::Policy(command)) => return Ok(ledger::policy_tools::run(&config, command)?),
+        Some(Command::Policy(command)) => return Ok(ledger::run_policy_command(&config, command)?),
         None => {}
     }
     let listen = config.listen;
