@@ -24,9 +24,9 @@ mod service;
 pub mod store;
 
 pub use config::{Command, Config, DEFAULT_DATABASE, Expected, Limits, PolicyCommand};
-pub use policy_tools::run as run_policy_command;
-pub use service::LedgerService;
 pub use error::Error;
 pub use health::probe;
+pub use policy_tools::run as run_policy_command;
 pub use server::{Background, Server, served_methods};
+pub use service::LedgerService;
 pub use zt_server::load_policy;
