@@ -9,8 +9,8 @@ use tonic::service::Routes;
 use zt_proto::ledger::v1::ledger_server::LedgerServer;
 use zt_telemetry::Metrics;
 
-use crate::config::Config;
 use crate::book::BookError;
+use crate::config::Config;
 use crate::error::Error;
 use crate::service::LedgerService;
 use crate::store::{self, ClientTls, DatabaseUrl};
