@@ -24,8 +24,9 @@ Scenarios, and what makes them:
   glued       crypto     two CA files, the first without its final newline; leaves of each;
                          a root, an intermediate and a ledger leaf whose file lacks its
                          final newline (a keystore glued from leaf + intermediate)
-  unusable    crypto     CAs this build can never verify with (ecdsa-with-SHA512, P-521,
-                         a URI name constraint), keystore chains whose intermediate is
+  unusable    crypto     CAs signed with ecdsa-with-SHA512 or holding P-521 keys (usable
+                         since the switch to aws-lc-rs), a CA with a URI name constraint
+                         (never usable), keystore chains whose intermediate is
                          CA:FALSE or lacks keyCertSign, and a good CA with its leaves
   expired     crypto     a CA that expired yesterday, a current CA, leaves of the current CA
   revocation  openssl    `openssl ca`: root -> intermediate -> payments leaf, a ledger leaf
