@@ -2,7 +2,9 @@
 //! `zt_authz_decisions_total{policy, rule, decision, mode, method}`,
 //! `zt_authz_unauthenticated_total{reason}` and `zt_rpcs_in_flight`.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -47,6 +49,9 @@ struct ReasonLabels {
 #[derive(Debug, Clone)]
 pub(crate) struct AuthzMetrics {
     decisions: Family<DecisionLabels, Counter>,
+    /// The decision counters created so far, found from borrowed label values: counting a
+    /// decision builds no label set (three strings) and takes no family lock.
+    known: Arc<RwLock<KnownDecisions>>,
     unauthenticated: Family<ReasonLabels, Counter>,
     in_flight: Gauge<i64, AtomicI64>,
 }
@@ -66,6 +71,7 @@ impl AuthzMetrics {
                 Family::default,
             ),
             in_flight: metrics.metric("rpcs_in_flight", "RPCs being handled now", Gauge::default),
+            known: Arc::default(),
         }
     }
 
@@ -79,9 +85,31 @@ impl AuthzMetrics {
         mode: Mode,
         method: &str,
     ) {
-        self.decisions
-            .get_or_create(&decision_labels(policy, rule, decision, mode, method))
-            .inc();
+        let known = self.known.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(counter) = known.get(policy, rule, decision, mode, method) {
+            counter.inc();
+            return;
+        }
+        drop(known);
+        self.counter(policy, rule, decision, mode, method).inc();
+    }
+
+    /// The counter of one label set, created (and remembered) if new.
+    fn counter(
+        &self,
+        policy: &str,
+        rule: &str,
+        decision: &'static str,
+        mode: Mode,
+        method: &str,
+    ) -> Counter {
+        let labels = decision_labels(policy, rule, decision, mode, method);
+        let counter = self.decisions.get_or_create_owned(&labels);
+        self.known
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(policy, rule, decision, mode, method, counter.clone());
+        counter
     }
 
     /// Creates the series of one decision at 0, if it does not exist yet: Prometheus advises
@@ -95,9 +123,7 @@ impl AuthzMetrics {
         mode: Mode,
         method: &str,
     ) {
-        let _ = self
-            .decisions
-            .get_or_create(&decision_labels(policy, rule, decision, mode, method));
+        let _ = self.counter(policy, rule, decision, mode, method);
     }
 
     /// Creates the unauthenticated series of each of `reasons` at 0.
@@ -133,5 +159,50 @@ fn decision_labels(
         decision,
         mode: mode.as_str(),
         method: method.to_owned(),
+    }
+}
+
+/// Decision counters by policy, mode, method and rule, with allow and deny apart.
+#[derive(Debug, Default)]
+struct KnownDecisions(HashMap<String, [ByMethod; 2]>);
+
+/// Method, then rule, then `[allow, deny]`.
+type ByMethod = HashMap<String, HashMap<String, [Option<Counter>; 2]>>;
+
+fn slots(mode: Mode, decision: &str) -> (usize, usize) {
+    let mode = match mode {
+        Mode::Enforce => 0,
+        Mode::Shadow => 1,
+    };
+    (mode, usize::from(decision != "allow"))
+}
+
+impl KnownDecisions {
+    fn get(
+        &self,
+        policy: &str,
+        rule: &str,
+        decision: &str,
+        mode: Mode,
+        method: &str,
+    ) -> Option<&Counter> {
+        let (mode, decision) = slots(mode, decision);
+        self.0.get(policy)?[mode].get(method)?.get(rule)?[decision].as_ref()
+    }
+
+    fn insert(
+        &mut self,
+        policy: &str,
+        rule: &str,
+        decision: &str,
+        mode: Mode,
+        method: &str,
+        counter: Counter,
+    ) {
+        let (mode, decision) = slots(mode, decision);
+        let by_rule = self.0.entry(policy.to_owned()).or_default()[mode]
+            .entry(method.to_owned())
+            .or_default();
+        by_rule.entry(rule.to_owned()).or_default()[decision] = Some(counter);
     }
 }
