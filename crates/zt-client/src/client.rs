@@ -16,7 +16,7 @@ use zt_tls::ClientTls;
 
 use crate::backoff::Backoff;
 use crate::config::{BackoffConfig, ClientConfig};
-use crate::error::{Error, not_sent, tls_refusal};
+use crate::error::{Error, broken_connection, not_sent, tls_refusal};
 
 /// The server as one client identity sees it: a channel per address of the service, dialled
 /// with reloadable TLS material.
@@ -180,7 +180,9 @@ impl Client {
     /// - A call a closing connection did not take (the server retiring it with GOAWAY at its
     ///   maximum age as the call went out) is retried at once, as gRPC's transparent retry
     ///   (gRFC A6) does.
-    /// - `UNAVAILABLE` (the server could not be reached) is retried at once on another address
+    /// - `UNAVAILABLE` (the server could not be reached), or a connection that broke while the
+    ///   call was out (a status our transport made, not the server's), is retried at once on
+    ///   another address
     ///   of the service if one has not answered `UNAVAILABLE` lately
     ///   ([`ClientConfig::replicas`]), else after a delay from [`ClientConfig::backoff`], with
     ///   jitter.
@@ -217,7 +219,8 @@ impl Client {
                 attempt += 1;
                 continue;
             }
-            if status.code() != Code::Unavailable || attempt >= self.attempts {
+            let retriable = status.code() == Code::Unavailable || broken_connection(&status);
+            if !retriable || attempt >= self.attempts {
                 return Err(Error::Rpc {
                     server: self.server_name.clone(),
                     status,

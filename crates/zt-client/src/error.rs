@@ -76,6 +76,17 @@ fn code_words(code: Code, server: &str) -> String {
     }
 }
 
+/// Whether `status` was made by our own transport from a connection failure (tonic keeps the
+/// error it came from as the status's source), not sent by the server: the connection broke
+/// while the call was out (a replica restarting, a reset). The server may or may not have
+/// handled the call, so only a call that is safe to repeat may be retried on it.
+pub(crate) fn broken_connection(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unknown | Code::Internal | Code::Cancelled
+    ) && std::error::Error::source(status).is_some()
+}
+
 /// Whether `status` is the transport's, for a call a closing connection did not take: the
 /// connection went away before it was sent (hyper's "operation was canceled"), or HTTP/2
 /// refused its stream after a GOAWAY (tonic reports the h2 error as a status of its own).
@@ -179,5 +190,14 @@ mod tests {
         assert!(not_sent(&Status::unavailable("h2 protocol error: refused")));
         assert!(!not_sent(&Status::cancelled("the caller cancelled")));
         assert!(!not_sent(&Status::unavailable("connection refused")));
+    }
+
+    #[test]
+    fn a_broken_connection_is_the_transports_never_the_servers() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(broken_connection(&Status::from_error(Box::new(reset))));
+        // The same codes sent by the server (no source): its answer, not retried.
+        assert!(!broken_connection(&Status::unknown("transport error")));
+        assert!(!broken_connection(&Status::internal("boom")));
     }
 }

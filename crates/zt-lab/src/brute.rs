@@ -56,6 +56,11 @@ pub struct Options {
     /// The most the genuine identity's p99 may grow under attack, as a multiple of the quiet
     /// one; `0`: the legitimate client's latency is not measured.
     pub max_slowdown: f64,
+    /// Growth of the p99 that is never counted as a slowdown, however large the ratio: a
+    /// quiet p99 of about a millisecond doubles from scheduling noise alone on a shared
+    /// host, while a flood that starves real clients costs them tens of milliseconds or
+    /// failed calls. Default 5 ms.
+    pub slowdown_floor: Duration,
 }
 
 impl Default for Options {
@@ -69,6 +74,7 @@ impl Default for Options {
             quiet_calls: 1000,
             call_every: Duration::from_millis(2),
             max_slowdown: 2.0,
+            slowdown_floor: Duration::from_millis(5),
         }
     }
 }
@@ -273,15 +279,16 @@ impl Report {
         let _ = write!(
             how,
             "; the legitimate client's {} p99 {} quiet, {} under attack ({ratio:.2}x, limit \
-             {}x; {} and {} calls, none failed)",
+             {}x beyond {} more; {} and {} calls, none failed)",
             self.control,
             millis(q),
             millis(a),
             self.options.max_slowdown,
+            millis(self.options.slowdown_floor),
             quiet.samples.len(),
             attacked.samples.len()
         );
-        if ratio > self.options.max_slowdown {
+        if ratio > self.options.max_slowdown && a > q + self.options.slowdown_floor {
             return Verdict::NotBlocked(format!(
                 "{how}: the flood slowed the legitimate client down"
             ));
