@@ -1,6 +1,5 @@
 //! The [`AuthzLayer`], which wraps a service in [`Authz`], and the [`PolicyHandle`] it reads.
 
-use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -10,7 +9,7 @@ use zt_authz::Policy;
 use zt_telemetry::Metrics;
 
 use crate::audit::{AuditSink, StdoutAudit};
-use crate::metrics::{AuthzMetrics, Mode};
+use crate::metrics::{AuthzMetrics, DecisionKey, Mode};
 use crate::service::{Authz, DEFAULT_DENY};
 
 /// Every reason `zt_authz_unauthenticated_total` is counted under: why a request had no
@@ -100,7 +99,7 @@ pub(crate) struct Shared {
     pub(crate) audit: Arc<dyn AuditSink>,
     /// Method paths that may appear as metric labels; others count as `other`, so a caller
     /// inventing paths cannot create series.
-    pub(crate) methods: HashSet<String>,
+    pub(crate) methods: foldhash::HashSet<String>,
 }
 
 impl<P> AuthzLayer<P> {
@@ -114,7 +113,7 @@ impl<P> AuthzLayer<P> {
                 shadow: None,
                 metrics: AuthzMetrics::new(&Metrics::new()),
                 audit: Arc::new(StdoutAudit),
-                methods: HashSet::new(),
+                methods: foldhash::HashSet::default(),
             }),
             _peer: PhantomData,
         }
@@ -177,23 +176,32 @@ impl<P> AuthzLayer<P> {
 
 /// The decision series `policy` can produce on `methods`, at 0.
 fn register_policy(metrics: &AuthzMetrics, policy: &Policy, mode: Mode, methods: &[String]) {
-    let name = policy.name();
+    let policy_name = policy.name();
+    let register = |rule: &str, decision, method: &str| {
+        metrics.register_decision(DecisionKey {
+            policy: policy_name,
+            rule,
+            decision,
+            mode,
+            method,
+        });
+    };
     for method in methods {
         for coverage in policy.coverage(std::slice::from_ref(method)) {
             for (rule, _) in &coverage.allowed_by {
-                metrics.register_decision(name, rule, "allow", mode, method);
+                register(rule, "allow", method);
             }
             if coverage.closed_by.is_none() {
-                metrics.register_decision(name, DEFAULT_DENY, "deny", mode, method);
+                register(DEFAULT_DENY, "deny", method);
             }
         }
         for (list, rule) in policy.rules_reaching(method) {
             if list == "deny_rules" {
-                metrics.register_decision(name, rule, "deny", mode, method);
+                register(rule, "deny", method);
             }
         }
     }
-    metrics.register_decision(name, DEFAULT_DENY, "deny", mode, "other");
+    register(DEFAULT_DENY, "deny", "other");
 }
 
 impl<S, P> Layer<S> for AuthzLayer<P> {

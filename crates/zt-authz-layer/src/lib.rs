@@ -18,9 +18,11 @@
 //!    (`zt_authz_decisions_total`; [`AuthzLayer::register_series`] creates the known series
 //!    at 0), and writes a gRFC A59 audit line when the policy asks for one ([`AuditSink`],
 //!    stdout by default);
-//! 5. on allow, inserts `Arc<PeerIdentity>` (and what [`PeerInfo::extend`] adds: tonic's
-//!    `TcpConnectInfo`, so `Request::remote_addr()` works) into the request extensions, and
-//!    calls the inner service.
+//! 5. on allow, inserts `Arc<PeerIdentity>` into the request extensions and calls the inner
+//!    service. That is the one value it adds: the transport's connection info is there
+//!    already (tonic puts it in every request; behind zt-tls a [`zt_tls::PeerConnectInfo`],
+//!    whose `tcp()` holds the peer's address, which tonic's `Request::remote_addr()` does not
+//!    look for), and a fourth value would make the map grow on every request.
 //!
 //! A denied request never reaches the inner service: the layer answers it directly with a
 //! trailers-only gRPC response.

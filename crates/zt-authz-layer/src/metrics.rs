@@ -2,10 +2,10 @@
 //! `zt_authz_decisions_total{policy, rule, decision, mode, method}`,
 //! `zt_authz_unauthenticated_total{reason}` and `zt_rpcs_in_flight`.
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use foldhash::HashMap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -31,6 +31,31 @@ impl Mode {
     }
 }
 
+/// One decision's labels, borrowed: what is counted, and the key its counter is found by.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DecisionKey<'a> {
+    /// The policy's name.
+    pub(crate) policy: &'a str,
+    /// The matched rule's name, or `<default deny>`.
+    pub(crate) rule: &'a str,
+    /// `allow` or `deny`.
+    pub(crate) decision: &'static str,
+    pub(crate) mode: Mode,
+    /// A served method's path, or `other`.
+    pub(crate) method: &'a str,
+}
+
+impl DecisionKey<'_> {
+    /// The counter's slots in [`KnownDecisions`]: mode, then `[allow, deny]`.
+    fn slots(&self) -> (usize, usize) {
+        let mode = match self.mode {
+            Mode::Enforce => 0,
+            Mode::Shadow => 1,
+        };
+        (mode, usize::from(self.decision != "allow"))
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
     policy: String,
@@ -38,6 +63,18 @@ struct DecisionLabels {
     decision: &'static str,
     mode: &'static str,
     method: String,
+}
+
+impl From<DecisionKey<'_>> for DecisionLabels {
+    fn from(key: DecisionKey<'_>) -> Self {
+        Self {
+            policy: key.policy.to_owned(),
+            rule: key.rule.to_owned(),
+            decision: key.decision,
+            mode: key.mode.as_str(),
+            method: key.method.to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -75,55 +112,34 @@ impl AuthzMetrics {
         }
     }
 
-    /// Counts one decision (`decision` is `allow` or `deny`; `rule` is the matched rule's
-    /// name, or `<default deny>`).
-    pub(crate) fn decision(
-        &self,
-        policy: &str,
-        rule: &str,
-        decision: &'static str,
-        mode: Mode,
-        method: &str,
-    ) {
+    /// Counts one decision.
+    pub(crate) fn decision(&self, key: DecisionKey<'_>) {
         let known = self.known.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(counter) = known.get(policy, rule, decision, mode, method) {
+        if let Some(counter) = known.get(&key) {
             counter.inc();
             return;
         }
         drop(known);
-        self.counter(policy, rule, decision, mode, method).inc();
+        self.counter(key).inc();
     }
 
     /// The counter of one label set, created (and remembered) if new.
-    fn counter(
-        &self,
-        policy: &str,
-        rule: &str,
-        decision: &'static str,
-        mode: Mode,
-        method: &str,
-    ) -> Counter {
-        let labels = decision_labels(policy, rule, decision, mode, method);
-        let counter = self.decisions.get_or_create_owned(&labels);
+    fn counter(&self, key: DecisionKey<'_>) -> Counter {
+        let counter = self
+            .decisions
+            .get_or_create_owned(&DecisionLabels::from(key));
         self.known
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(policy, rule, decision, mode, method, counter.clone());
+            .insert(&key, counter.clone());
         counter
     }
 
     /// Creates the series of one decision at 0, if it does not exist yet: Prometheus advises
     /// exporting every known label set from the start, so that an alert on its increase sees
     /// the first event (a series born at 1 has no increase).
-    pub(crate) fn register_decision(
-        &self,
-        policy: &str,
-        rule: &str,
-        decision: &'static str,
-        mode: Mode,
-        method: &str,
-    ) {
-        let _ = self.counter(policy, rule, decision, mode, method);
+    pub(crate) fn register_decision(&self, key: DecisionKey<'_>) {
+        let _ = self.counter(key);
     }
 
     /// Creates the unauthenticated series of each of `reasons` at 0.
@@ -146,63 +162,29 @@ impl AuthzMetrics {
     }
 }
 
-fn decision_labels(
-    policy: &str,
-    rule: &str,
-    decision: &'static str,
-    mode: Mode,
-    method: &str,
-) -> DecisionLabels {
-    DecisionLabels {
-        policy: policy.to_owned(),
-        rule: rule.to_owned(),
-        decision,
-        mode: mode.as_str(),
-        method: method.to_owned(),
-    }
-}
-
-/// Decision counters by policy, mode, method and rule, with allow and deny apart.
+/// Decision counters by policy, mode, method and rule, with allow and deny apart. Found from
+/// borrowed strings with foldhash: three lookups per request, of keys this process chose (a
+/// caller's unknown method is `other`), so SipHash's flooding resistance buys nothing here.
 #[derive(Debug, Default)]
 struct KnownDecisions(HashMap<String, [ByMethod; 2]>);
 
 /// Method, then rule, then `[allow, deny]`.
 type ByMethod = HashMap<String, HashMap<String, [Option<Counter>; 2]>>;
 
-fn slots(mode: Mode, decision: &str) -> (usize, usize) {
-    let mode = match mode {
-        Mode::Enforce => 0,
-        Mode::Shadow => 1,
-    };
-    (mode, usize::from(decision != "allow"))
-}
-
 impl KnownDecisions {
-    fn get(
-        &self,
-        policy: &str,
-        rule: &str,
-        decision: &str,
-        mode: Mode,
-        method: &str,
-    ) -> Option<&Counter> {
-        let (mode, decision) = slots(mode, decision);
-        self.0.get(policy)?[mode].get(method)?.get(rule)?[decision].as_ref()
+    fn get(&self, key: &DecisionKey<'_>) -> Option<&Counter> {
+        let (mode, decision) = key.slots();
+        self.0.get(key.policy)?[mode]
+            .get(key.method)?
+            .get(key.rule)?[decision]
+            .as_ref()
     }
 
-    fn insert(
-        &mut self,
-        policy: &str,
-        rule: &str,
-        decision: &str,
-        mode: Mode,
-        method: &str,
-        counter: Counter,
-    ) {
-        let (mode, decision) = slots(mode, decision);
-        let by_rule = self.0.entry(policy.to_owned()).or_default()[mode]
-            .entry(method.to_owned())
+    fn insert(&mut self, key: &DecisionKey<'_>, counter: Counter) {
+        let (mode, decision) = key.slots();
+        let by_rule = self.0.entry(key.policy.to_owned()).or_default()[mode]
+            .entry(key.method.to_owned())
             .or_default();
-        by_rule.entry(rule.to_owned()).or_default()[decision] = Some(counter);
+        by_rule.entry(key.rule.to_owned()).or_default()[decision] = Some(counter);
     }
 }

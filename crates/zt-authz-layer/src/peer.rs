@@ -26,13 +26,6 @@ pub trait PeerInfo: Clone + Send + Sync + 'static {
 
     /// The peer's address, for logs; `None` when the transport has none.
     fn remote_addr(&self) -> Option<SocketAddr>;
-
-    /// Adds what the handler of an allowed request should find in its extensions besides the
-    /// `Arc<PeerIdentity>` the layer inserts (tonic's `TcpConnectInfo`, so that
-    /// `Request::remote_addr()` works). Nothing by default.
-    fn extend(&self, extensions: &mut http::Extensions) {
-        let _ = extensions;
-    }
 }
 
 #[cfg(feature = "tls")]
@@ -43,9 +36,5 @@ impl PeerInfo for zt_tls::PeerConnectInfo {
 
     fn remote_addr(&self) -> Option<SocketAddr> {
         self.tcp().remote_addr
-    }
-
-    fn extend(&self, extensions: &mut http::Extensions) {
-        extensions.insert(self.tcp().clone());
     }
 }

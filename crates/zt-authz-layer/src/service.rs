@@ -14,7 +14,7 @@ use crate::audit::AuditRecord;
 use crate::body::ResponseBody;
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
-use crate::metrics::Mode;
+use crate::metrics::{DecisionKey, Mode};
 
 /// The `rule` label and log field of a default deny.
 pub(crate) const DEFAULT_DENY: &str = "<default deny>";
@@ -124,9 +124,13 @@ where
             let shadow = shadow.guard();
             let decision = shadow.evaluate(&request);
             let (verdict, rule) = verdict(decision);
-            shared
-                .metrics
-                .decision(shadow.name(), rule, verdict, Mode::Shadow, label);
+            shared.metrics.decision(DecisionKey {
+                policy: shadow.name(),
+                rule,
+                decision: verdict,
+                mode: Mode::Shadow,
+                method: label,
+            });
             tracing::info!(
                 target: "zt_authz::shadow",
                 peer = %peer.spiffe_id(),
@@ -140,9 +144,13 @@ where
 
         let decision = policy.evaluate(&request);
         let (verdict, rule) = verdict(decision);
-        shared
-            .metrics
-            .decision(policy.name(), rule, verdict, Mode::Enforce, label);
+        shared.metrics.decision(DecisionKey {
+            policy: policy.name(),
+            rule,
+            decision: verdict,
+            mode: Mode::Enforce,
+            method: label,
+        });
         audit(
             shared,
             &policy,
@@ -188,9 +196,8 @@ where
             return ResponseFuture::refused(Status::permission_denied(message).into_http());
         }
 
-        if let Some(conn) = conn.cloned() {
-            conn.extend(req.extensions_mut());
-        }
+        // One insert: tonic has put the connection's `P` there, and the router adds its path
+        // parameters; a fourth value would make the extension map grow (rehash) per request.
         req.extensions_mut().insert(peer);
         let in_flight = shared.metrics.rpc_started();
         ResponseFuture::allowed(self.inner.call(req), in_flight)

@@ -77,10 +77,6 @@ fn identity(spiffe_id: &str) -> Arc<PeerIdentity> {
     )
 }
 
-/// A marker the test transport adds to allowed requests ([`PeerInfo::extend`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FromTestTransport(SocketAddr);
-
 /// The connection information of a transport that is not TLS: what it says is what the layer
 /// gets.
 #[derive(Debug, Clone)]
@@ -110,10 +106,6 @@ impl PeerInfo for TestPeer {
     fn remote_addr(&self) -> Option<SocketAddr> {
         Some(self.addr)
     }
-
-    fn extend(&self, extensions: &mut http::Extensions) {
-        extensions.insert(FromTestTransport(self.addr));
-    }
 }
 
 /// What the handler saw of one call.
@@ -121,7 +113,10 @@ impl PeerInfo for TestPeer {
 struct Handled {
     method: String,
     peer: Option<String>,
-    transport: Option<FromTestTransport>,
+    /// The peer address of the transport's connection information, still there.
+    transport: Option<SocketAddr>,
+    /// How many values the request's extensions held.
+    extensions: usize,
 }
 
 /// A response body of a few messages, read one frame per poll; empty by default (the
@@ -209,7 +204,8 @@ impl Harness {
                     .extensions()
                     .get::<Arc<PeerIdentity>>()
                     .map(|p| p.spiffe_id().to_string()),
-                transport: req.extensions().get::<FromTestTransport>().cloned(),
+                transport: req.extensions().get::<TestPeer>().map(|p| p.addr),
+                extensions: req.extensions().len(),
             });
             let body = Messages((0..messages).map(|_| Bytes::from_static(b"msg")).collect());
             async move { Ok::<_, std::convert::Infallible>(http::Response::new(body)) }
@@ -304,8 +300,12 @@ async fn an_allowed_call_reaches_the_handler_with_the_identity_and_is_counted() 
     );
     assert_eq!(
         handled[0].transport,
-        Some(FromTestTransport("192.0.2.7:40000".parse().unwrap())),
-        "what the transport adds reaches the handler"
+        Some("192.0.2.7:40000".parse().unwrap()),
+        "the transport's connection information reaches the handler"
+    );
+    assert_eq!(
+        handled[0].extensions, 2,
+        "the layer adds exactly one value (the identity) to what the transport put there"
     );
     assert_eq!(
         h.decisions("payments-all", "allow", "enforce", TRANSFER),
