@@ -50,65 +50,42 @@ const TOKENS: [(&str, &str); 3] = [
     ("x-password", "admin:hunter2"),
 ];
 
-/// One attack of the catalogue, by its stable name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+/// One attack of the catalogue, by its stable name ([`Case::name`]); what each tries is
+/// [`Case::description`], which `zt-lab attack --help` lists.
+#[allow(
+    missing_docs,
+    reason = "each case is described once, in Case::description"
+)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Case {
-    /// TLS without a client certificate (an unauthenticated caller).
     NoClientCert,
-    /// A self-signed certificate claiming the legitimate client's SPIFFE ID.
     SelfSigned,
-    /// A certificate from a rogue CA of our own naming, claiming the legitimate client's ID.
     RogueCa,
-    /// The same from a rogue CA copying the real CA's subject name and key identifier.
     RogueCaSameName,
-    /// A certificate from the trusted CA that has expired (needs the issuing CA).
-    Expired,
-    /// A certificate from the trusted CA that is not valid yet (needs the issuing CA).
-    NotYetValid,
-    /// A certificate from a trusted CA for a trust domain the target does not accept (needs
-    /// the issuing CA, or a pre-issued one: a federated partner's, in the lab).
-    WrongTrustDomain,
-    /// A certificate from the trusted CA with two URI SANs (needs the issuing CA).
-    TwoUriSans,
-    /// A CA certificate from the trusted CA used as a client's leaf (needs the issuing CA).
-    CaAsLeaf,
-    /// A certificate from the trusted CA with EKU `serverAuth` only (needs the issuing CA).
-    ServerAuthOnly,
-    /// The HTTP/2 preface in clear text, then a plaintext (h2c) gRPC call if it is answered.
+    /// A certificate from a CA the target trusts, with this defect: named, described and
+    /// minted by [`Defect`].
+    Certificate(Defect),
     PlaintextH2,
-    /// A gRPC request as plaintext HTTP/1.1.
     PlaintextHttp1,
-    /// TLS offering only ALPN `http/1.1`, with the legitimate keystore, then an HTTP/1.1 request.
     TlsHttp1,
-    /// TLS 1.2 only, with the legitimate keystore.
     Tls12,
-    /// A bearer token, API key and password in metadata, without a certificate; and with the
-    /// first `--refused` identity on its refused method.
     BearerToken,
-    /// Each `--refused` method, called as the identity that must be refused on it.
     MaliciousRequest,
-    /// The client side: the legitimate client configuration (zt-client, as the target's own
-    /// clients would use it) pointed at an impostor server; it must refuse it.
     SpoofedServer,
-    /// Thousands of handshakes, each with a freshly forged certificate, while the legitimate
-    /// client's calls are timed (see [`crate::brute`]). Runs last: a target that closes its
-    /// door to an address after repeated failures would refuse later cases without judging them.
     BruteForce,
 }
 
 impl Case {
-    /// Every case, in the order a run tries them.
-    pub const ALL: [Self; 18] = [
+    /// The cases before the [`Defect`] ones, in the order a run tries them.
+    const FIRST: [Self; 4] = [
         Self::NoClientCert,
         Self::SelfSigned,
         Self::RogueCa,
         Self::RogueCaSameName,
-        Self::Expired,
-        Self::NotYetValid,
-        Self::WrongTrustDomain,
-        Self::TwoUriSans,
-        Self::CaAsLeaf,
-        Self::ServerAuthOnly,
+    ];
+
+    /// The cases after the [`Defect`] ones.
+    const LAST: [Self; 8] = [
         Self::PlaintextH2,
         Self::PlaintextHttp1,
         Self::TlsHttp1,
@@ -119,6 +96,25 @@ impl Case {
         Self::BruteForce,
     ];
 
+    /// Every case, in the order a run tries them (the derived `Ord`): one per [`Defect`] (in
+    /// [`Defect::ALL`]'s order) after the four forgeries that need no trusted CA.
+    pub const ALL: [Self; Case::FIRST.len() + Defect::ALL.len() + Case::LAST.len()] = {
+        let mut all =
+            [Self::NoClientCert; Case::FIRST.len() + Defect::ALL.len() + Case::LAST.len()];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = if i < Self::FIRST.len() {
+                Self::FIRST[i]
+            } else if i < Self::FIRST.len() + Defect::ALL.len() {
+                Self::Certificate(Defect::ALL[i - Self::FIRST.len()])
+            } else {
+                Self::LAST[i - Self::FIRST.len() - Defect::ALL.len()]
+            };
+            i += 1;
+        }
+        all
+    };
+
     /// The case's stable name (as `--only` and `--skip` take it, and as JUnit names it).
     pub fn name(self) -> &'static str {
         match self {
@@ -126,6 +122,7 @@ impl Case {
             Self::SelfSigned => "self-signed",
             Self::RogueCa => "rogue-ca",
             Self::RogueCaSameName => "rogue-ca-same-name",
+            Self::Certificate(defect) => defect.name(),
             Self::PlaintextH2 => "plaintext-h2",
             Self::PlaintextHttp1 => "plaintext-http1",
             Self::TlsHttp1 => "tls-http1",
@@ -134,20 +131,65 @@ impl Case {
             Self::MaliciousRequest => "malicious-request",
             Self::SpoofedServer => "spoofed-server",
             Self::BruteForce => "brute-force",
-            other => other.defect().map_or("", Defect::file_stem),
         }
     }
 
-    fn defect(self) -> Option<Defect> {
-        Some(match self {
-            Self::Expired => Defect::Expired,
-            Self::NotYetValid => Defect::NotYetValid,
-            Self::WrongTrustDomain => Defect::WrongTrustDomain,
-            Self::TwoUriSans => Defect::TwoUriSans,
-            Self::CaAsLeaf => Defect::CaAsLeaf,
-            Self::ServerAuthOnly => Defect::ServerAuthOnly,
-            _ => return None,
-        })
+    /// What the case tries, as `zt-lab attack --help` lists it.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::NoClientCert => "TLS without a client certificate (an unauthenticated caller)",
+            Self::SelfSigned => {
+                "A self-signed certificate claiming the legitimate client's SPIFFE ID"
+            }
+            Self::RogueCa => {
+                "A certificate from a rogue CA of our own naming, claiming the legitimate \
+                 client's ID"
+            }
+            Self::RogueCaSameName => {
+                "The same from a rogue CA copying the real CA's subject name and key identifier"
+            }
+            Self::Certificate(defect) => defect.description(),
+            Self::PlaintextH2 => {
+                "The HTTP/2 preface in clear text, then a plaintext (h2c) gRPC call if it is \
+                 answered"
+            }
+            Self::PlaintextHttp1 => "A gRPC request as plaintext HTTP/1.1",
+            Self::TlsHttp1 => {
+                "TLS offering only ALPN `http/1.1`, with the legitimate keystore, then an \
+                 HTTP/1.1 request"
+            }
+            Self::Tls12 => "TLS 1.2 only, with the legitimate keystore",
+            Self::BearerToken => {
+                "A bearer token, API key and password in metadata, without a certificate; and \
+                 with the first `--refused` identity on its refused method"
+            }
+            Self::MaliciousRequest => {
+                "Each `--refused` method, called as the identity that must be refused on it"
+            }
+            Self::SpoofedServer => {
+                "The client side: the legitimate client configuration (zt-client, as the \
+                 target's own clients would use it) pointed at an impostor server; it must \
+                 refuse it"
+            }
+            Self::BruteForce => {
+                "Thousands of handshakes, each with a freshly forged certificate, while the \
+                 legitimate client's calls are timed (see [`crate::brute`]). Runs last: a \
+                 target that closes its door to an address after repeated failures would \
+                 refuse later cases without judging them"
+            }
+        }
+    }
+}
+
+/// `--only` and `--skip` take [`Case::name`]s; `--help` lists each with its
+/// [`Case::description`].
+impl clap::ValueEnum for Case {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.description()))
     }
 }
 
@@ -573,21 +615,11 @@ async fn try_case(a: &Armed, case: Case) -> Vec<(String, Verdict)> {
                 a.target.bundle.path.display()
             )),
         }),
-        Case::Expired
-        | Case::NotYetValid
-        | Case::WrongTrustDomain
-        | Case::TwoUriSans
-        | Case::CaAsLeaf
-        | Case::ServerAuthOnly => {
-            let Some(defect) = case.defect() else {
-                return Vec::new();
-            };
-            one(match material(a, defect) {
-                Ok(Some(leaf)) => with_forged(a, Ok(leaf), &[]).await,
-                Ok(None) => Verdict::Skipped(needs_issuer(defect)),
-                Err(e) => Verdict::Inconclusive(format!("could not prepare the attack: {e}")),
-            })
-        }
+        Case::Certificate(defect) => one(match material(a, defect) {
+            Ok(Some(leaf)) => with_forged(a, Ok(leaf), &[]).await,
+            Ok(None) => Verdict::Skipped(needs_issuer(defect)),
+            Err(e) => Verdict::Inconclusive(format!("could not prepare the attack: {e}")),
+        }),
         Case::PlaintextH2 => one(plaintext_h2(a).await),
         Case::PlaintextHttp1 => one(plaintext_http1(a).await),
         Case::TlsHttp1 => one(tls_http1(a).await),
@@ -606,7 +638,7 @@ fn material(a: &Armed, defect: Defect) -> Result<Option<IssuedLeaf>, Error> {
         return defect.issue(ca, &a.client_id).map(Some);
     }
     match &a.target.issued {
-        Some(dir) => read_issued(dir, defect.file_stem()),
+        Some(dir) => read_issued(dir, defect.name()),
         None => Ok(None),
     }
 }
@@ -626,21 +658,12 @@ pub(crate) fn read_issued(dir: &std::path::Path, name: &str) -> Result<Option<Is
 
 /// Why a [`Defect`] case was skipped: what it would prove, and why a bundle is not enough.
 fn needs_issuer(defect: Defect) -> String {
-    let what = match defect {
-        Defect::Expired => "that an expired certificate is refused",
-        Defect::NotYetValid => "that a certificate not valid yet is refused",
-        Defect::WrongTrustDomain => {
-            "that a trusted CA's certificate for another trust domain is refused"
-        }
-        Defect::TwoUriSans => "that a certificate with two URI SANs is refused",
-        Defect::CaAsLeaf => "that a CA certificate used as a leaf is refused",
-        Defect::ServerAuthOnly => "that a serverAuth-only certificate is refused as a client's",
-    };
     format!(
-        "needs --ca-cert/--ca-key (or {}.pem in --issued): to prove {what}, the certificate \
+        "needs --ca-cert/--ca-key (or {}.pem in --issued): to prove {}, the certificate \
          must chain to a CA the target trusts; made by any other CA it would be refused for \
          its CA first, proving nothing more than rogue-ca",
-        defect.file_stem()
+        defect.name(),
+        defect.proves()
     )
 }
 

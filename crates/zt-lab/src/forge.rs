@@ -9,7 +9,8 @@
 //!   a CA used as a leaf, `serverAuth` only). Only these prove that the target checks more
 //!   than the chain: made by any other CA, each would be refused for its CA first. They need
 //!   the issuing CA's key (a test environment's), or the certificates issued beforehand by
-//!   whoever holds it ([`Defect::file_stem`], see `zt-lab pki`).
+//!   whoever holds it ([`Defect::name`], see `zt-lab pki`). Each is one case of the catalogue
+//!   ([`crate::catalogue::Case::Certificate`]), named, described and minted here.
 //!
 //! Every certificate claims a given SPIFFE ID (the legitimate client's, so that only its
 //! defect can be the reason for a refusal), and every key is a fresh ECDSA P-256 key.
@@ -31,8 +32,9 @@ use crate::Error;
 /// minutes ago, for clock skew).
 pub const FORGED_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// A defect that only a certificate from a trusted CA can test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A defect that only a certificate from a trusted CA can test: each is a case of the
+/// catalogue ([`crate::catalogue::Case::Certificate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Defect {
     /// `notAfter` an hour ago.
     Expired,
@@ -60,8 +62,9 @@ impl Defect {
         Self::ServerAuthOnly,
     ];
 
-    /// The name of the case, and of the pre-issued files (`NAME.pem`, `NAME.key`).
-    pub fn file_stem(self) -> &'static str {
+    /// The stable name of the case (as `--only` and `--skip` take it, and as reports and JUnit
+    /// name it), and of the pre-issued files (`NAME.pem`, `NAME.key`).
+    pub fn name(self) -> &'static str {
         match self {
             Self::Expired => "expired",
             Self::NotYetValid => "not-yet-valid",
@@ -69,6 +72,47 @@ impl Defect {
             Self::TwoUriSans => "two-uri-sans",
             Self::CaAsLeaf => "ca-as-leaf",
             Self::ServerAuthOnly => "server-auth-only",
+        }
+    }
+
+    /// What the case tries, as `zt-lab attack --help` lists it.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Expired => {
+                "A certificate from the trusted CA that has expired (needs the issuing CA)"
+            }
+            Self::NotYetValid => {
+                "A certificate from the trusted CA that is not valid yet (needs the issuing CA)"
+            }
+            Self::WrongTrustDomain => {
+                "A certificate from a trusted CA for a trust domain the target does not accept \
+                 (needs the issuing CA, or a pre-issued one: a federated partner's, in the lab)"
+            }
+            Self::TwoUriSans => {
+                "A certificate from the trusted CA with two URI SANs (needs the issuing CA)"
+            }
+            Self::CaAsLeaf => {
+                "A CA certificate from the trusted CA used as a client's leaf (needs the issuing \
+                 CA)"
+            }
+            Self::ServerAuthOnly => {
+                "A certificate from the trusted CA with EKU `serverAuth` only (needs the issuing \
+                 CA)"
+            }
+        }
+    }
+
+    /// What the case proves when the target refuses the certificate (`that ... is refused`).
+    pub fn proves(self) -> &'static str {
+        match self {
+            Self::Expired => "that an expired certificate is refused",
+            Self::NotYetValid => "that a certificate not valid yet is refused",
+            Self::WrongTrustDomain => {
+                "that a trusted CA's certificate for another trust domain is refused"
+            }
+            Self::TwoUriSans => "that a certificate with two URI SANs is refused",
+            Self::CaAsLeaf => "that a CA certificate used as a leaf is refused",
+            Self::ServerAuthOnly => "that a serverAuth-only certificate is refused as a client's",
         }
     }
 

@@ -102,17 +102,13 @@ pub fn write_lab(out: &Path, lifetime: Duration) -> Result<(), Error> {
     let stolen = format!("spiffe://{PARTNER_DOMAIN}/ns/prod/sa/payments");
     keystore(
         "intruder",
-        Defect::WrongTrustDomain.file_stem(),
+        Defect::WrongTrustDomain.name(),
         leaf(&partner, &stolen, &[], lifetime)?,
     );
     let payments = SpiffeId::new(&workload("payments"))?;
     for defect in Defect::ALL {
         if defect != Defect::WrongTrustDomain {
-            keystore(
-                "intruder",
-                defect.file_stem(),
-                defect.issue(&ca, &payments)?,
-            );
+            keystore("intruder", defect.name(), defect.issue(&ca, &payments)?);
         }
     }
 

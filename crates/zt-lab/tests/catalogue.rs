@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use zt_identity::SpiffeId;
 use zt_lab::brute::{Forgery, Options, Outcome};
 use zt_lab::catalogue::{self, Case, Report, Target, Verdict};
+use zt_lab::forge::Defect;
 use zt_pki::{Ca, LeafRequest};
 
 const POLICY: &str = concat!(
@@ -156,12 +157,30 @@ async fn the_ledger_blocks_every_case_and_no_handler_runs() {
         (Case::NoClientCert, "alert certificate_required"),
         (Case::SelfSigned, "alert unknown_ca"),
         (Case::RogueCaSameName, "alert decrypt_error"),
-        (Case::Expired, "alert certificate_expired"),
-        (Case::NotYetValid, "alert certificate_expired"),
-        (Case::WrongTrustDomain, "alert certificate_unknown"),
-        (Case::TwoUriSans, "alert certificate_unknown"),
-        (Case::CaAsLeaf, "alert certificate_unknown"),
-        (Case::ServerAuthOnly, "alert certificate_unknown"),
+        (
+            Case::Certificate(Defect::Expired),
+            "alert certificate_expired",
+        ),
+        (
+            Case::Certificate(Defect::NotYetValid),
+            "alert certificate_expired",
+        ),
+        (
+            Case::Certificate(Defect::WrongTrustDomain),
+            "alert certificate_unknown",
+        ),
+        (
+            Case::Certificate(Defect::TwoUriSans),
+            "alert certificate_unknown",
+        ),
+        (
+            Case::Certificate(Defect::CaAsLeaf),
+            "alert certificate_unknown",
+        ),
+        (
+            Case::Certificate(Defect::ServerAuthOnly),
+            "alert certificate_unknown",
+        ),
         (Case::PlaintextH2, "TLS alert record"),
         (Case::TlsHttp1, "alert no_application_protocol"),
         (Case::Tls12, "alert protocol_version"),
@@ -213,7 +232,10 @@ async fn the_lab_layout_runs_every_case_from_pre_issued_material() {
         "{}",
         report.table()
     );
-    assert!(detail(&report, Case::WrongTrustDomain).contains("alert certificate_unknown"));
+    assert!(
+        detail(&report, Case::Certificate(Defect::WrongTrustDomain))
+            .contains("alert certificate_unknown")
+    );
     assert!(
         detail(&report, Case::SpoofedServer)
             .contains("server presented spiffe://zt.example/ns/prod/sa/web"),
@@ -252,7 +274,9 @@ async fn with_only_a_bundle_the_cases_needing_the_ca_are_skipped_with_the_reason
     .map(String::from)
     .into();
     assert_eq!(names(&report, "SKIPPED"), skipped, "{}", report.table());
-    assert!(detail(&report, Case::Expired).contains("needs --ca-cert/--ca-key"));
+    assert!(
+        detail(&report, Case::Certificate(Defect::Expired)).contains("needs --ca-cert/--ca-key")
+    );
     assert_eq!(names(&report, "BLOCKED").len(), Case::ALL.len() - 1 - 6);
     assert!(
         detail(&report, Case::SpoofedServer).contains("proves the chain check only"),
