@@ -20,7 +20,9 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::books::{balances, request, rules_hold, transfer_storm, transfers_held};
+use common::books::{
+    balances, books_and_keys_survive_a_restart, request, rules_hold, transfer_storm, transfers_held,
+};
 use common::{LEDGER_ID, PAYMENTS_ID};
 use ledger::book::seed_total;
 use ledger::store::{ClientTls, DatabaseUrl, PgStore, Store};
@@ -212,6 +214,7 @@ async fn the_rules_hold_in_postgres() {
     rules_hold(&PgStore::open(&url, &pg.tls(&ledger)).await.unwrap()).await;
 }
 
+/// Balances and idempotency keys are in the database: see [`books_and_keys_survive_a_restart`].
 #[tokio::test]
 async fn postgres_books_and_keys_survive_a_restart() {
     let Some(pg) = postgres("postgres_books_and_keys_survive_a_restart") else {
@@ -219,23 +222,8 @@ async fn postgres_books_and_keys_survive_a_restart() {
     };
     let ledger = pg.issue("ledger", LEDGER_ID);
     let url = pg.fresh_database(&ledger).await;
-    let before = {
-        let store = PgStore::open(&url, &pg.tls(&ledger)).await.unwrap();
-        let (t, _) = store
-            .transfer("p", &request("before-restart", "bob", "alice", 99), 7)
-            .await
-            .unwrap();
-        (t, balances(&store).await)
-    };
-    let store = PgStore::open(&url, &pg.tls(&ledger)).await.unwrap();
-    assert_eq!(balances(&store).await, before.1, "balances kept");
-    let (again, replayed) = store
-        .transfer("p", &request("before-restart", "bob", "alice", 99), 8)
-        .await
-        .unwrap();
-    assert!(replayed, "the key was kept");
-    assert_eq!(again, before.0);
-    assert_eq!(balances(&store).await, before.1, "applied once");
+    books_and_keys_survive_a_restart(async || PgStore::open(&url, &pg.tls(&ledger)).await.unwrap())
+        .await;
 }
 
 /// Two ledgers (full servers, gRPC over mTLS), each with its own pool to one PostgreSQL

@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::books::{balances, request, rules_hold, transfer_storm, transfers_held};
+use common::books::{books_and_keys_survive_a_restart, rules_hold, transfer_storm, transfers_held};
 use common::{config, pki};
 use ledger::book::seed_total;
 use ledger::store::{DatabaseUrl, SqliteStore, Store};
@@ -33,30 +33,13 @@ async fn the_rules_hold_in_sqlite() {
     rules_hold(&SqliteStore::open(&sqlite_url(&dir)).await.unwrap()).await;
 }
 
-/// Balances and idempotency keys are on disk: a second process (here, a second store on the
-/// same file after the first is gone) sees the same books, and a retry of a transfer made
-/// before the restart gets the original back.
+/// Balances and idempotency keys are on disk: a second store on the same file, after the first
+/// is gone, sees the same books (see [`books_and_keys_survive_a_restart`]).
 #[tokio::test]
 async fn sqlite_books_and_keys_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir);
-    let before = {
-        let store = SqliteStore::open(&url).await.unwrap();
-        let (t, _) = store
-            .transfer("p", &request("before-restart", "alice", "carol", 12_34), 7)
-            .await
-            .unwrap();
-        (t, balances(&store).await)
-    };
-    let store = SqliteStore::open(&url).await.unwrap();
-    assert_eq!(balances(&store).await, before.1, "balances kept");
-    let (again, replayed) = store
-        .transfer("p", &request("before-restart", "alice", "carol", 12_34), 8)
-        .await
-        .unwrap();
-    assert!(replayed, "the key was kept");
-    assert_eq!(again, before.0);
-    assert_eq!(balances(&store).await, before.1, "applied once");
+    books_and_keys_survive_a_restart(async || SqliteStore::open(&url).await.unwrap()).await;
 }
 
 /// Two ledgers (full servers, gRPC over mTLS) sharing one SQLite file take concurrent

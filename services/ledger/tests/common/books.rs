@@ -108,6 +108,24 @@ pub(crate) async fn rules_hold(store: &dyn Store) {
     assert_eq!(store.total().await.unwrap(), seed_total());
 }
 
+/// Balances and idempotency keys are in the database: a second store from `open` (a second
+/// process, in effect: the first store is gone by then) sees the same books, and a retry of a
+/// transfer made before the restart gets the original back.
+pub(crate) async fn books_and_keys_survive_a_restart<S: Store>(open: impl AsyncFn() -> S) {
+    let transfer = request("before-restart", "alice", "carol", 12_34);
+    let before = {
+        let store = open().await;
+        let (t, _) = store.transfer("p", &transfer, 7).await.unwrap();
+        (t, balances(&store).await)
+    };
+    let store = open().await;
+    assert_eq!(balances(&store).await, before.1, "balances kept");
+    let (again, replayed) = store.transfer("p", &transfer, 8).await.unwrap();
+    assert!(replayed, "the key was kept");
+    assert_eq!(again, before.0);
+    assert_eq!(balances(&store).await, before.1, "applied once");
+}
+
 /// `clients` gRPC clients per ledger, each making `per_client` transfers between random
 /// accounts through the ledger it is bound to (alternating), every tenth one sent to both
 /// ledgers at once with the same key. Returns how many were applied (not replays).
