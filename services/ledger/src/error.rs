@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::book::BookError;
+
 /// A startup or serving failure. Each message names the file and the problem in one line.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -23,8 +25,12 @@ pub enum Error {
     },
     /// The database URL or its options can never work (a reachable database that is merely
     /// down is waited for instead).
-    #[error("database: {0}")]
-    Database(String),
+    #[error("database: opening the books: {source}")]
+    Database {
+        /// Why the store could not be opened.
+        #[source]
+        source: BookError,
+    },
     /// A command-line value that cannot be used.
     #[error("{0}")]
     Usage(String),

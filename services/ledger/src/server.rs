@@ -133,7 +133,7 @@ impl Server {
                 %database,
                 "database not reachable: serving NOT_SERVING until it is: {reason}"
             ),
-            Err(other) => return Err(Error::Database(other.to_string())),
+            Err(source) => return Err(Error::Database { source }),
         }
         let (ready, is_ready) = tokio::sync::oneshot::channel::<()>();
         let serve = self
@@ -145,7 +145,7 @@ impl Server {
         let open = async move {
             let store = store::open_with_backoff(&database, &tls)
                 .await
-                .map_err(|e| Error::Database(e.to_string()))?;
+                .map_err(|source| Error::Database { source })?;
             ledger.attach(store);
             let _ = ready.send(());
             // Serving goes on; only a database that can never work ends it.
