@@ -76,16 +76,19 @@ pub enum Case {
 }
 
 impl Case {
-    /// The cases before the [`Defect`] ones, in the order a run tries them.
-    const FIRST: [Self; 4] = [
+    /// Every case, in the order a run tries them (the derived `Ord`). A unit test checks that
+    /// every [`Defect`] is here.
+    pub const ALL: [Self; 18] = [
         Self::NoClientCert,
         Self::SelfSigned,
         Self::RogueCa,
         Self::RogueCaSameName,
-    ];
-
-    /// The cases after the [`Defect`] ones.
-    const LAST: [Self; 8] = [
+        Self::Certificate(Defect::Expired),
+        Self::Certificate(Defect::NotYetValid),
+        Self::Certificate(Defect::WrongTrustDomain),
+        Self::Certificate(Defect::TwoUriSans),
+        Self::Certificate(Defect::CaAsLeaf),
+        Self::Certificate(Defect::ServerAuthOnly),
         Self::PlaintextH2,
         Self::PlaintextHttp1,
         Self::TlsHttp1,
@@ -95,25 +98,6 @@ impl Case {
         Self::SpoofedServer,
         Self::BruteForce,
     ];
-
-    /// Every case, in the order a run tries them (the derived `Ord`): one per [`Defect`] (in
-    /// [`Defect::ALL`]'s order) after the four forgeries that need no trusted CA.
-    pub const ALL: [Self; Case::FIRST.len() + Defect::ALL.len() + Case::LAST.len()] = {
-        let mut all =
-            [Self::NoClientCert; Case::FIRST.len() + Defect::ALL.len() + Case::LAST.len()];
-        let mut i = 0;
-        while i < all.len() {
-            all[i] = if i < Self::FIRST.len() {
-                Self::FIRST[i]
-            } else if i < Self::FIRST.len() + Defect::ALL.len() {
-                Self::Certificate(Defect::ALL[i - Self::FIRST.len()])
-            } else {
-                Self::LAST[i - Self::FIRST.len() - Defect::ALL.len()]
-            };
-            i += 1;
-        }
-        all
-    };
 
     /// The case's stable name (as `--only` and `--skip` take it, and as JUnit names it).
     pub fn name(self) -> &'static str {
@@ -1159,5 +1143,29 @@ impl ServerCertVerifier for TrustAnything {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_defect_is_a_case_and_all_is_in_run_order() {
+        for defect in Defect::ALL {
+            assert!(
+                Case::ALL.contains(&Case::Certificate(defect)),
+                "{} is missing from Case::ALL",
+                defect.name()
+            );
+        }
+        assert!(
+            Case::ALL.is_sorted(),
+            "Case::ALL follows the declaration order"
+        );
+        let mut names: Vec<&str> = Case::ALL.iter().map(|case| case.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Case::ALL.len(), "case names are unique");
     }
 }
