@@ -5,6 +5,8 @@
 //!   ledger's, and the others take its limits, so the variants differ only in what is measured.
 //! - [`load`]: a load generator (connections × in-flight RPCs, warm-up, fixed duration) that
 //!   reports RPS, latency percentiles and the server's CPU time per RPC.
+//! - [`cpu`]: a process's CPU time over a window, in nanoseconds, from the scheduler's
+//!   per-thread account.
 //! - [`handshake`]: handshake costs in memory against the crypto limit measured on this CPU.
 //! - [`pki`]: the certificates both sides use, made fresh by the project's CA.
 //! - [`quota`]: a "slow core" for the server (a CPU quota), so the server sets the pace.
@@ -13,6 +15,7 @@
 //! The `zt-bench run` command alternates the variants (A B C, C B A, ...) with the server and
 //! the load generator pinned to separate cores and prints medians and ratios.
 
+pub mod cpu;
 pub mod handshake;
 pub mod load;
 pub mod pki;

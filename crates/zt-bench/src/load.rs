@@ -14,6 +14,7 @@ use zt_proto::bench::v1::EchoRequest;
 use zt_proto::bench::v1::echo_client::EchoClient;
 use zt_tls::{Keystore, MtlsConnector, Truststore};
 
+use crate::cpu::{Snapshot, Source, Usage};
 use crate::pki::{BenchPki, SERVER_ID};
 use crate::{BenchError, Variant};
 
@@ -70,18 +71,34 @@ pub struct LoadReport {
     pub p99_us: f64,
     /// Payload bytes echoed per second, each way.
     pub bytes_per_sec: f64,
-    /// Server CPU time (user + system) per RPC, microseconds, if the server was observed: the
-    /// sum over its processes.
+    /// Server CPU time (on-CPU, every thread; see [`crate::cpu`]) per RPC, microseconds, if
+    /// the server was observed: the sum over its processes.
     pub server_cpu_us_per_rpc: Option<f64>,
     /// The same for each server process, in the order given (a sidecar: proxy, then backend).
     pub server_cpu_parts: Vec<f64>,
     /// Server CPU time over the window divided by the window: 1.0 is one core fully busy.
     pub server_busy: Option<f64>,
-    /// The load generator's own CPU time (user + system, every thread) per RPC, microseconds.
+    /// Where the server's CPU figures come from (the least precise of its processes).
+    pub server_cpu_source: Option<Source>,
+    /// Times a server thread was put on a CPU, per RPC: 1 / this is how many RPCs one
+    /// wake-up of the server handles (its batch).
+    pub server_runs_per_rpc: Option<f64>,
+    /// Time the server's threads were runnable but not running (another task held the core,
+    /// or the quota had throttled it), divided by the window.
+    pub server_waited: Option<f64>,
+    /// The load generator's own CPU time (every thread) per RPC, microseconds.
     pub load_cpu_us_per_rpc: f64,
     /// The load generator's CPU time over the window divided by the window (it is pinned to
     /// one core, so near 1.0 means it, not the server, set the pace).
     pub load_busy: f64,
+    /// Where the load generator's CPU figures come from.
+    pub load_cpu_source: Source,
+    /// Times a load generator thread was put on a CPU, per RPC.
+    pub load_runs_per_rpc: Option<f64>,
+    /// Time the load generator's threads were runnable but not running, over the window.
+    pub load_waited: Option<f64>,
+    /// Tokio worker threads of the load generator's runtime.
+    pub load_workers: usize,
 }
 
 /// Connects, warms up, measures, and reports.
@@ -132,8 +149,8 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
     }
     tokio::time::sleep(spec.warmup).await;
     let me = std::process::id();
-    let server_before = cpu_times(&spec.server_pids);
-    let load_before = cpu_time(me);
+    let server_before = Snapshot::take_all(&spec.server_pids);
+    let load_before = Snapshot::take(me);
     if let Some(pid) = spec.callgrind {
         callgrind_control(pid, "on")?;
     }
@@ -145,8 +162,8 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
         callgrind_control(pid, "off")?;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let load_after = cpu_time(me);
-    let server_after = cpu_times(&spec.server_pids);
+    let load_after = Snapshot::take(me);
+    let server_after = Snapshot::take_all(&spec.server_pids);
     stop.store(true, Ordering::Relaxed);
 
     let (mut latencies, mut errors) = (Vec::new(), 0);
@@ -164,16 +181,32 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
     let requests = latencies.len() as u64;
     let rps = requests as f64 / elapsed;
     let per_rpc = |cpu: Duration| cpu.as_secs_f64() * 1e6 / requests.max(1) as f64;
-    let server_parts: Option<Vec<Duration>> = server_before.zip(server_after).map(|(b, a)| {
-        b.iter()
-            .zip(&a)
-            .map(|(b, a)| a.saturating_sub(*b))
-            .collect()
+    let runs_per_rpc = |runs: u64| runs as f64 / requests.max(1) as f64;
+    let server_parts: Option<Vec<Usage>> = server_before
+        .zip(server_after)
+        .map(|(b, a)| b.iter().zip(&a).map(|(b, a)| b.usage_until(a)).collect());
+    let parts = server_parts.as_deref().unwrap_or_default();
+    let server = (!parts.is_empty()).then(|| Usage {
+        cpu: parts.iter().map(|u| u.cpu).sum(),
+        waited: parts.iter().map(|u| u.waited).sum(),
+        runs: parts.iter().map(|u| u.runs).sum(),
+        exited: parts.iter().map(|u| u.exited).sum(),
+        source: parts
+            .iter()
+            .map(|u| u.source)
+            .max()
+            .unwrap_or(Source::Ticks),
     });
-    let server_total = server_parts.as_ref().map(|p| p.iter().sum::<Duration>());
-    let load_cpu = load_before
+    let load = load_before
         .zip(load_after)
-        .map_or(Duration::ZERO, |(b, a)| a.saturating_sub(b));
+        .map(|(b, a)| b.usage_until(&a))
+        .unwrap_or(Usage {
+            cpu: Duration::ZERO,
+            waited: None,
+            runs: None,
+            exited: 0,
+            source: Source::Ticks,
+        });
     Ok(LoadReport {
         requests,
         errors,
@@ -181,15 +214,20 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
         p50_us: percentile(&latencies, 0.50),
         p99_us: percentile(&latencies, 0.99),
         bytes_per_sec: rps * spec.payload as f64,
-        server_cpu_us_per_rpc: server_total.filter(|_| requests > 0).map(per_rpc),
-        server_cpu_parts: server_parts
-            .unwrap_or_default()
-            .into_iter()
-            .map(per_rpc)
-            .collect(),
-        server_busy: server_total.map(|cpu| cpu.as_secs_f64() / elapsed),
-        load_cpu_us_per_rpc: per_rpc(load_cpu),
-        load_busy: load_cpu.as_secs_f64() / elapsed,
+        server_cpu_us_per_rpc: server.filter(|_| requests > 0).map(|u| per_rpc(u.cpu)),
+        server_cpu_parts: parts.iter().map(|u| per_rpc(u.cpu)).collect(),
+        server_busy: server.map(|u| u.cpu.as_secs_f64() / elapsed),
+        server_cpu_source: server.map(|u| u.source),
+        server_runs_per_rpc: server.and_then(|u| u.runs).map(runs_per_rpc),
+        server_waited: server
+            .and_then(|u| u.waited)
+            .map(|w| w.as_secs_f64() / elapsed),
+        load_cpu_us_per_rpc: per_rpc(load.cpu),
+        load_busy: load.cpu.as_secs_f64() / elapsed,
+        load_cpu_source: load.source,
+        load_runs_per_rpc: load.runs.map(runs_per_rpc),
+        load_waited: load.waited.map(|w| w.as_secs_f64() / elapsed),
+        load_workers: tokio::runtime::Handle::current().metrics().num_workers(),
     })
 }
 
@@ -358,23 +396,4 @@ fn percentile(sorted: &[u32], q: f64) -> f64 {
     }
     let rank = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted.get(rank).map_or(f64::NAN, |v| f64::from(*v))
-}
-
-/// [`cpu_time`] of every process in `pids`, or `None` if there are none or one cannot be read.
-fn cpu_times(pids: &[u32]) -> Option<Vec<Duration>> {
-    if pids.is_empty() {
-        return None;
-    }
-    pids.iter().map(|&pid| cpu_time(pid)).collect()
-}
-
-/// User plus system CPU time of process `pid` so far (all its threads), from `/proc/PID/stat`.
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // The kernel's USER_HZ is 100 on every Linux this runs on.
-    Some(Duration::from_millis(ticks * 10))
 }
