@@ -187,7 +187,8 @@ impl Config {
                 || std::env::var_os("LEDGER_KEYSTORE_PASSWORD").is_some()
             {
                 return Err(Error::Usage(
-                    "a PostgreSQL --database needs the keystore as PEM --cert and --key files                      (not PKCS#12)"
+                    "a PostgreSQL --database needs the keystore as PEM --cert and --key files \
+                     (not PKCS#12)"
                         .to_owned(),
                 ));
             }
@@ -316,7 +317,7 @@ fn parse_method(text: &str) -> Result<String, String> {
 fn parse_header(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
+        .ok_or_else(|| format!("'{text}' is not NAME=VALUE"))
 }
 
 /// The default of a duration flag, as humantime writes it ("10s"), from the library's

@@ -120,8 +120,9 @@ impl FromStr for DatabaseUrl {
             Ok(Self::Postgres(text.to_owned()))
         } else {
             Err(format!(
-                "{text:?} is not a database URL: write sqlite://PATH, sqlite::memory: or \
-                 postgres://ROLE@HOST:PORT/DATABASE"
+                "'{}' is not a database URL: write sqlite://PATH, sqlite::memory: or \
+                 postgres://ROLE@HOST:PORT/DATABASE",
+                Masked(text)
             ))
         }
     }
@@ -131,7 +132,17 @@ impl FromStr for DatabaseUrl {
 /// PostgreSQL authenticates the ledger by its certificate).
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = self.as_str();
+        Masked(self.as_str()).fmt(f)
+    }
+}
+
+/// Text that may be a URL, shown with the password of its `SCHEME://USER:PASSWORD@` part, if
+/// any, replaced by `***`.
+struct Masked<'a>(&'a str);
+
+impl fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.0;
         let Some((scheme, rest)) = url.split_once("://") else {
             return f.write_str(url);
         };
@@ -230,7 +241,17 @@ mod tests {
             Ok(DatabaseUrl::Postgres(_))
         ));
         let refused = "mysql://x".parse::<DatabaseUrl>().unwrap_err();
-        assert!(refused.contains("sqlite://PATH"), "{refused}");
+        assert!(
+            refused.starts_with("'mysql://x' is not a database URL: write sqlite://PATH"),
+            "{refused}"
+        );
+        let typo = "postgress://ledger:hunter2@db/ledger"
+            .parse::<DatabaseUrl>()
+            .unwrap_err();
+        assert!(
+            typo.starts_with("'postgress://ledger:***@db/ledger' is not a database URL"),
+            "{typo}"
+        );
         let secret: DatabaseUrl = "postgres://ledger:hunter2@db:5432/ledger".parse().unwrap();
         assert_eq!(secret.to_string(), "postgres://ledger:***@db:5432/ledger");
         assert!(!format!("{secret:?}").contains("hunter2"));
