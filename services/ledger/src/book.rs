@@ -43,32 +43,49 @@ pub struct TransferRequest {
 }
 
 /// Why the ledger refused or could not complete an operation.
+///
+/// A second error enum beside [`crate::Error`], on purpose: this one is what a *call* can
+/// answer (every variant maps to one gRPC status in the handlers, which match it
+/// exhaustively, and the store returns it), while [`crate::Error`] is why the *process* cannot
+/// start or serve (files, flags, listeners). One enum for both would make every handler map
+/// variants that cannot happen during a call, and the store return variants it never makes.
+///
+/// Its text is written for people: values by their `Display` (account ids and keys in
+/// quotes, amounts as money, see [`format_cents`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookError {
     /// No such account.
-    #[error("unknown account {0:?}")]
+    #[error("unknown account '{0}'")]
     UnknownAccount(String),
     /// The amount is zero, negative or above the per-transfer limit.
-    #[error("amount must be between 1 and {MAX_TRANSFER_CENTS} cents, got {0}")]
+    #[error(
+        "amount must be between $0.01 and {}, got {}",
+        format_cents(MAX_TRANSFER_CENTS),
+        format_cents(*.0)
+    )]
     InvalidAmount(i64),
     /// From and to are the same account.
     #[error("cannot transfer from an account to itself")]
     SameAccount,
     /// The debited account would go below zero.
-    #[error("insufficient funds in {account:?}: balance {balance} cents, requested {requested}")]
+    #[error(
+        "insufficient funds in '{account}': balance {}, requested {}",
+        format_cents(*balance),
+        format_cents(*requested)
+    )]
     InsufficientFunds {
         /// The debited account.
         account: String,
-        /// Its balance.
+        /// Its balance, cents.
         balance: i64,
-        /// The requested amount.
+        /// The requested amount, cents.
         requested: i64,
     },
     /// The idempotency key is empty, too long or not printable ASCII.
     #[error("idempotency key must be 1 to {MAX_KEY_LEN} printable ASCII characters")]
     BadIdempotencyKey,
     /// The key was already used by this caller for a different transfer.
-    #[error("idempotency key {0:?} was already used for a different transfer")]
+    #[error("idempotency key '{0}' was already used for a different transfer")]
     KeyReused(String),
     /// A memo longer than allowed.
     #[error("memo longer than {MAX_MEMO_LEN} bytes")]
@@ -81,6 +98,14 @@ pub enum BookError {
     /// rules did not expect). Nothing was applied.
     #[error("the ledger's database failed: {0}")]
     Storage(String),
+}
+
+/// Cents as money, the way the project shows amounts to people: `$12.50`, `-$0.05` (no
+/// thousands separator; the same as the payments client's `format_cents`).
+pub fn format_cents(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}${}.{:02}", abs / 100, abs % 100)
 }
 
 /// Largest single transfer: 10 million units of currency.
@@ -189,43 +214,58 @@ mod tests {
         }
     }
 
+    /// Each refusal by its variant and by the text a caller reads.
     #[test]
     fn validation_refuses_what_no_balance_can_make_right() {
+        let amount = "amount must be between $0.01 and $10000000.00, got";
+        let key = "idempotency key must be 1 to 128 printable ASCII characters";
+        let bad_amount: fn(&BookError) -> bool = |e| matches!(e, BookError::InvalidAmount(_));
+        let bad_key: fn(&BookError) -> bool = |e| matches!(e, BookError::BadIdempotencyKey);
         let cases = [
-            (req("b", "alice", "bob", 0), BookError::InvalidAmount(0)),
-            (req("c", "alice", "bob", -5), BookError::InvalidAmount(-5)),
+            (
+                req("b", "alice", "bob", 0),
+                bad_amount,
+                format!("{amount} $0.00"),
+            ),
+            (
+                req("c", "alice", "bob", -5),
+                bad_amount,
+                format!("{amount} -$0.05"),
+            ),
             (
                 req("d", "alice", "bob", MAX_TRANSFER_CENTS + 1),
-                BookError::InvalidAmount(MAX_TRANSFER_CENTS + 1),
+                bad_amount,
+                format!("{amount} $10000000.01"),
             ),
-            (req("e", "alice", "alice", 1), BookError::SameAccount),
-            (req("", "alice", "bob", 1), BookError::BadIdempotencyKey),
             (
-                req("has space", "alice", "bob", 1),
-                BookError::BadIdempotencyKey,
+                req("e", "alice", "alice", 1),
+                |e| matches!(e, BookError::SameAccount),
+                "cannot transfer from an account to itself".to_owned(),
             ),
+            (req("", "alice", "bob", 1), bad_key, key.to_owned()),
+            (req("has space", "alice", "bob", 1), bad_key, key.to_owned()),
             (
                 req(&"k".repeat(MAX_KEY_LEN + 1), "alice", "bob", 1),
-                BookError::BadIdempotencyKey,
+                bad_key,
+                key.to_owned(),
             ),
         ];
-        for (request, want) in cases {
-            assert_eq!(validate(&request), Err(want), "{request:?}");
+        for (request, variant, text) in cases {
+            let refused = validate(&request).unwrap_err();
+            assert!(variant(&refused), "{request:?}: {refused:?}");
+            assert_eq!(refused.to_string(), text, "{request:?}");
         }
         let mut long = req("m", "alice", "bob", 1);
         long.memo = "x".repeat(MAX_MEMO_LEN + 1);
-        assert_eq!(validate(&long), Err(BookError::MemoTooLong));
-        assert_eq!(
-            validate(&req("ok", "alice", "bob", MAX_TRANSFER_CENTS)),
-            Ok(())
-        );
+        assert!(matches!(validate(&long), Err(BookError::MemoTooLong)));
+        assert!(validate(&req("ok", "alice", "bob", MAX_TRANSFER_CENTS)).is_ok());
     }
 
     #[test]
     fn a_retry_gets_the_original_and_a_different_request_is_refused() {
         let first = req("k", "alice", "bob", 250);
         let original = applied(&first);
-        assert_eq!(replay(original.clone(), &first), Ok(original.clone()));
+        assert_eq!(replay(original.clone(), &first).unwrap(), original);
         for other in [
             req("k", "alice", "bob", 251),
             req("k", "alice", "carol", 250),
@@ -235,11 +275,46 @@ mod tests {
                 ..first
             },
         ] {
-            assert_eq!(
-                replay(original.clone(), &other),
-                Err(BookError::KeyReused("k".into()))
+            let refused = replay(original.clone(), &other).unwrap_err();
+            assert!(
+                matches!(&refused, BookError::KeyReused(key) if key == "k"),
+                "{refused:?}"
             );
         }
+    }
+
+    /// Refusals read as text: ids and keys quoted, amounts as money, no Rust debug quoting.
+    #[test]
+    fn refusals_are_written_for_people() {
+        let cases = [
+            (
+                BookError::UnknownAccount("nobody".into()),
+                "unknown account 'nobody'",
+            ),
+            (
+                BookError::InsufficientFunds {
+                    account: "carol".into(),
+                    balance: 25_000_00,
+                    requested: 25_000_01,
+                },
+                "insufficient funds in 'carol': balance $25000.00, requested $25000.01",
+            ),
+            (
+                BookError::KeyReused("k-1".into()),
+                "idempotency key 'k-1' was already used for a different transfer",
+            ),
+            (
+                BookError::UnknownAccount("say \"hi\"".into()),
+                "unknown account 'say \"hi\"'",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.to_string(), want);
+        }
+        assert_eq!(format_cents(1250), "$12.50");
+        assert_eq!(format_cents(-5), "-$0.05");
+        assert_eq!(format_cents(0), "$0.00");
+        assert_eq!(format_cents(i64::MIN), "-$92233720368547758.08");
     }
 
     #[test]

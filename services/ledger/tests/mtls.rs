@@ -130,6 +130,73 @@ async fn ledger_errors_carry_proper_codes() {
     );
 }
 
+/// What a refused caller reads is text: account ids and keys in quotes, amounts as money,
+/// and nothing of Rust's debug formatting (escaped quotes, `Some(...)`, struct braces).
+#[tokio::test]
+async fn refusals_reach_the_caller_as_text() {
+    let p = pki();
+    let server = start(&p.ledger, &p.pki.ca_cert()).await;
+    let mut client = LedgerClient::new(mtls_channel(
+        server.addr,
+        &p.payments,
+        &p.pki.ca_cert(),
+        LEDGER_ID,
+    ));
+    let from_nobody = pb::TransferRequest {
+        from_account: "nobody".into(),
+        ..transfer("k-nobody", 1)
+    };
+    let mut refusals = vec![
+        (
+            client.transfer(from_nobody).await.unwrap_err(),
+            Code::NotFound,
+            "unknown account 'nobody'",
+        ),
+        (
+            client.get_balance(balance("nobody")).await.unwrap_err(),
+            Code::NotFound,
+            "unknown account 'nobody'",
+        ),
+        (
+            client
+                .list_transfers(pb::ListTransfersRequest {
+                    account_id: "nobody".into(),
+                    limit: 1,
+                })
+                .await
+                .unwrap_err(),
+            Code::NotFound,
+            "unknown account 'nobody'",
+        ),
+        (
+            client
+                .transfer(transfer("k-much", 100_000_01))
+                .await
+                .unwrap_err(),
+            Code::FailedPrecondition,
+            "insufficient funds in 'alice': balance $100000.00, requested $100000.01",
+        ),
+        (
+            client.transfer(transfer("k-none", 0)).await.unwrap_err(),
+            Code::InvalidArgument,
+            "amount must be between $0.01 and $10000000.00, got $0.00",
+        ),
+    ];
+    client.transfer(transfer("k-once", 1)).await.unwrap();
+    refusals.push((
+        client.transfer(transfer("k-once", 2)).await.unwrap_err(),
+        Code::FailedPrecondition,
+        "idempotency key 'k-once' was already used for a different transfer",
+    ));
+    for (status, code, message) in refusals {
+        assert_eq!(status.code(), code, "{status}");
+        assert_eq!(status.message(), message);
+        for artefact in ["\"", "\\", "Some(", "{"] {
+            assert!(!status.message().contains(artefact), "{status}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn auditor_may_read_but_its_transfer_is_denied_before_the_handler() {
     let p = pki();
