@@ -82,7 +82,11 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::GetBalanceResponse>, Status> {
         self.enter(&request)?;
         let account_id = request.into_inner().account_id;
-        let balance_cents = self.books()?.balance(&account_id).await.map_err(status)?;
+        let balance_cents = self
+            .books()?
+            .balance(&account_id)
+            .await
+            .map_err(|e| status("GetBalance", e))?;
         Ok(Response::new(pb::GetBalanceResponse {
             account_id,
             balance_cents,
@@ -107,7 +111,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             .books()?
             .transfer(caller.spiffe_id().as_str(), &request, now_unix_ms())
             .await
-            .map_err(status)?;
+            .map_err(|e| status("Transfer", e))?;
         tracing::info!(
             transfer = %transfer.id,
             from = %transfer.from,
@@ -139,32 +143,54 @@ impl pb::ledger_server::Ledger for LedgerService {
         };
         let account = Some(r.account_id.as_str()).filter(|a| !a.is_empty());
         // Read whole, then streamed: a slow reader holds no connection or lock.
-        let snapshot = self.books()?.list(account, limit).await.map_err(status)?;
+        let snapshot = self
+            .books()?
+            .list(account, limit)
+            .await
+            .map_err(|e| status("ListTransfers", e))?;
         let stream = tokio_stream::iter(snapshot.into_iter().map(|t| Ok(record(t))));
         Ok(Response::new(Box::pin(stream)))
     }
 }
 
-fn status(err: BookError) -> Status {
-    let message = err.to_string();
-    match err {
-        BookError::UnknownAccount(_) => Status::not_found(message),
+/// What a caller learns of `err` from `method`. A refusal by the rules says what was wrong
+/// with the request, in the request's own terms. A database failure says only that, in fixed
+/// words: its cause (driver text, host names, the database's URL) is the operator's, logged
+/// here once per failing call, never sent.
+fn status(method: &'static str, err: BookError) -> Status {
+    match &err {
+        BookError::UnknownAccount(_) => Status::not_found(err.to_string()),
         BookError::InvalidAmount(_)
         | BookError::SameAccount
         | BookError::BadIdempotencyKey
-        | BookError::MemoTooLong => Status::invalid_argument(message),
+        | BookError::MemoTooLong => Status::invalid_argument(err.to_string()),
         BookError::InsufficientFunds { .. } | BookError::KeyReused(_) => {
-            Status::failed_precondition(message)
+            Status::failed_precondition(err.to_string())
         }
         // Nothing was applied: clients retry UNAVAILABLE.
-        BookError::Unavailable(_) => Status::unavailable(message),
+        BookError::Unavailable(_) => {
+            tracing::warn!(
+                method,
+                error = %zt_telemetry::error_line(&err),
+                "database unavailable: the call was answered UNAVAILABLE"
+            );
+            Status::unavailable(UNAVAILABLE)
+        }
         BookError::Storage(_) => {
-            // The detail is the operator's, not the caller's.
-            tracing::error!(error = %message, "database error");
-            Status::internal("the ledger's database failed; nothing was applied")
+            tracing::error!(
+                method,
+                error = %zt_telemetry::error_line(&err),
+                "database error: the call was answered INTERNAL"
+            );
+            Status::internal(FAILED)
         }
     }
 }
+
+/// The whole of what a caller is told when the database cannot be reached.
+const UNAVAILABLE: &str = "the ledger's database is unavailable; nothing was applied, retry later";
+/// The whole of what a caller is told when the database fails otherwise.
+const FAILED: &str = "the ledger's database failed; nothing was applied";
 
 fn record(t: Transfer) -> pb::TransferRecord {
     pb::TransferRecord {
@@ -189,18 +215,60 @@ fn now_unix_ms() -> i64 {
 mod tests {
     use super::*;
 
+    /// A database failure's cause stays in the log: the caller gets fixed words, whatever the
+    /// driver said.
     #[test]
-    fn an_unavailable_database_is_unavailable_to_the_caller_and_details_stay_in_the_log() {
-        let unavailable = status(BookError::Unavailable("connection reset".into()));
-        assert_eq!(unavailable.code(), tonic::Code::Unavailable);
-        let broken = status(BookError::Storage(
-            "relation \"accounts\" does not exist".into(),
-        ));
-        assert_eq!(broken.code(), tonic::Code::Internal);
-        assert!(
-            !broken.message().contains("accounts"),
-            "{}",
-            broken.message()
+    fn a_failing_database_is_named_to_the_caller_and_its_cause_stays_in_the_log() {
+        let unavailable = status(
+            "Transfer",
+            BookError::Unavailable("connection to db.internal:5432 reset".into()),
         );
+        assert_eq!(unavailable.code(), tonic::Code::Unavailable);
+        assert_eq!(unavailable.message(), UNAVAILABLE);
+        let broken = status(
+            "Transfer",
+            BookError::Storage("relation \"accounts\" does not exist".into()),
+        );
+        assert_eq!(broken.code(), tonic::Code::Internal);
+        assert_eq!(broken.message(), FAILED);
+        for status in [unavailable, broken] {
+            let message = status.message();
+            for secret in ["db.internal", "5432", "reset", "accounts", "sqlx"] {
+                assert!(!message.contains(secret), "{secret} in {message}");
+            }
+        }
+    }
+
+    /// Refusals keep their codes and say what was refused, as text.
+    #[test]
+    fn refusals_keep_their_codes() {
+        let cases = [
+            (
+                BookError::UnknownAccount("nobody".into()),
+                tonic::Code::NotFound,
+            ),
+            (BookError::InvalidAmount(0), tonic::Code::InvalidArgument),
+            (BookError::SameAccount, tonic::Code::InvalidArgument),
+            (BookError::BadIdempotencyKey, tonic::Code::InvalidArgument),
+            (BookError::MemoTooLong, tonic::Code::InvalidArgument),
+            (
+                BookError::InsufficientFunds {
+                    account: "carol".into(),
+                    balance: 1,
+                    requested: 2,
+                },
+                tonic::Code::FailedPrecondition,
+            ),
+            (
+                BookError::KeyReused("k".into()),
+                tonic::Code::FailedPrecondition,
+            ),
+        ];
+        for (err, code) in cases {
+            let text = err.to_string();
+            let answered = status("Transfer", err);
+            assert_eq!(answered.code(), code, "{text}");
+            assert_eq!(answered.message(), text);
+        }
     }
 }

@@ -28,6 +28,8 @@ use ledger::book::seed_total;
 use ledger::store::{ClientTls, DatabaseUrl, PgStore, Store};
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+use zt_proto::ledger::v1 as pb;
+use zt_proto::ledger::v1::ledger_client::LedgerClient;
 use zt_testkit::Identity;
 
 /// The test server, its CA (to issue certificates it trusts) and a scratch directory.
@@ -358,6 +360,15 @@ impl Relay {
         }
     }
 
+    /// A relay to the server of `url`, and `url` through it.
+    async fn for_url(url: &str) -> (Self, String) {
+        let (scheme_host, rest) = url.rsplit_once(':').unwrap();
+        let (port, database) = rest.split_once('/').unwrap();
+        let relay = Self::to(port.parse().unwrap()).await;
+        let relayed = format!("{scheme_host}:{}/{database}", relay.port);
+        (relay, relayed)
+    }
+
     fn cut(&self) {
         self.open.store(false, std::sync::atomic::Ordering::SeqCst);
         for task in self.relays.lock().unwrap().drain(..) {
@@ -382,10 +393,7 @@ async fn a_database_lost_while_serving_is_unavailable_and_nothing_is_half_applie
     };
     let ledger = pg.issue("ledger", LEDGER_ID);
     let url = pg.fresh_database(&ledger).await;
-    let (scheme_host, rest) = url.rsplit_once(':').unwrap();
-    let (port, database) = rest.split_once('/').unwrap();
-    let relay = Relay::to(port.parse().unwrap()).await;
-    let relayed = format!("{scheme_host}:{}/{database}", relay.port);
+    let (relay, relayed) = Relay::for_url(&url).await;
     let store = PgStore::open(&relayed, &pg.tls(&ledger)).await.unwrap();
     store
         .transfer("p", &request("before", "alice", "bob", 1_00), 1)
@@ -412,4 +420,106 @@ async fn a_database_lost_while_serving_is_unavailable_and_nothing_is_half_applie
     assert_eq!(applied.amount_cents, 2_00);
     assert_eq!(store.balance("alice").await.unwrap(), before[0] - 2_00);
     assert_eq!(store.total().await.unwrap(), seed_total());
+}
+
+/// The same loss as a caller of the `ledger` binary meets it: UNAVAILABLE, in fixed words that
+/// name neither the database (its URL, host, port or name) nor the driver or its error, while
+/// the ledger's log has the cause, once for the one failing call, at WARN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_learns_that_the_database_is_unavailable_and_nothing_more() {
+    let Some(pg) = postgres("a_caller_learns_that_the_database_is_unavailable_and_nothing_more")
+    else {
+        return;
+    };
+    let ledger = pg.issue("ledger", LEDGER_ID);
+    let payments = pg.issue("payments", PAYMENTS_ID);
+    let url = pg.fresh_database(&ledger).await;
+    let (relay, relayed) = Relay::for_url(&url).await;
+    let mut child = common::ledger_binary_on(
+        &ledger.cert,
+        &ledger.key,
+        &pg.ca_cert,
+        common::demo_policy(),
+        &relayed,
+    )
+    .args(["--log-format", "json"])
+    .spawn()
+    .unwrap();
+    let (addr, stderr) = common::bound_address(&mut child);
+    let log = std::thread::spawn(move || {
+        std::io::BufRead::lines(stderr)
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let mut client = LedgerClient::new(zt_testkit::mtls_channel(
+        addr,
+        &payments,
+        &pg.ca_cert,
+        LEDGER_ID,
+    ));
+    let transfer = |key: &str| pb::TransferRequest {
+        idempotency_key: key.into(),
+        from_account: "alice".into(),
+        to_account: "bob".into(),
+        amount_cents: 1_00,
+        memo: String::new(),
+    };
+    client.transfer(transfer("before")).await.unwrap();
+
+    relay.cut();
+    let lost = client.transfer(transfer("during")).await.unwrap_err();
+    relay.restore();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log: Vec<serde_json::Value> = log
+        .join()
+        .unwrap()
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+
+    assert_eq!(lost.code(), tonic::Code::Unavailable, "{lost}");
+    let warned: Vec<&serde_json::Value> = log
+        .iter()
+        .filter(|line| {
+            line["level"] == "WARN"
+                && line["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("database unavailable"))
+        })
+        .collect();
+    assert_eq!(
+        warned.len(),
+        1,
+        "one line for the one failing call: {log:#?}"
+    );
+    assert_eq!(warned[0]["method"], "Transfer");
+    let logged = warned[0]["error"].as_str().unwrap();
+    let driver = logged
+        .strip_prefix("the ledger's database is unavailable: ")
+        .unwrap_or_else(|| panic!("the cause is logged: {logged}"));
+    assert!(!driver.is_empty() && !driver.contains("Io("), "{logged}");
+
+    let message = lost.message();
+    let (_, database) = url.rsplit_once('/').unwrap();
+    let port = relayed
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap();
+    for secret in [
+        relayed.as_str(),
+        "postgres",
+        "localhost",
+        port,
+        database,
+        "sqlx",
+        driver,
+    ] {
+        assert!(!message.contains(secret), "{secret:?} in {message:?}");
+    }
+    assert!(message.contains("unavailable"), "{message}");
+    println!("the caller read: {message}\nthe log says: {logged}");
 }

@@ -162,6 +162,17 @@ pub(crate) fn ledger_binary(
     ca: &Path,
     policy: &Path,
 ) -> std::process::Command {
+    ledger_binary_on(cert, key, ca, policy, "sqlite::memory:")
+}
+
+/// [`ledger_binary`] with its books in `database` (a `--database` URL).
+pub(crate) fn ledger_binary_on(
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+    policy: &Path,
+    database: &str,
+) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"));
     command
         .args(["--listen", "127.0.0.1:0", "--cert"])
@@ -172,7 +183,7 @@ pub(crate) fn ledger_binary(
         .arg(ca)
         .arg("--policy")
         .arg(policy)
-        .args(["--database", "sqlite::memory:"])
+        .args(["--database", database])
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
