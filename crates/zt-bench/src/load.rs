@@ -16,6 +16,7 @@ use zt_tls::{Keystore, MtlsConnector, Truststore};
 
 use crate::cpu::{Snapshot, Source, Usage};
 use crate::pki::{BenchPki, SERVER_ID};
+use crate::quota::throttled_time;
 use crate::{BenchError, Variant};
 
 /// What load to apply.
@@ -45,6 +46,9 @@ pub struct LoadSpec {
     /// instruction count divided by the RPCs reported is the cost per RPC, no handshake or
     /// warm-up included (`scripts/bench-profile.sh`).
     pub callgrind: Option<u32>,
+    /// The slow core's `cpu.stat`: the window's throttled time is read from it, so that
+    /// the server's run-queue time can be told apart from the quota's throttling.
+    pub throttle_stat: Option<std::path::PathBuf>,
 }
 
 /// How a churning worker reconnects.
@@ -84,8 +88,10 @@ pub struct LoadReport {
     /// wake-up of the server handles (its batch).
     pub server_runs_per_rpc: Option<f64>,
     /// Time the server's threads were runnable but not running (another task held the core,
-    /// or the quota had throttled it), divided by the window.
+    /// or the quota had throttled it), summed over its threads, divided by the window.
     pub server_waited: Option<f64>,
+    /// Time the slow core's quota held the server back, divided by the window.
+    pub server_throttled: Option<f64>,
     /// The load generator's own CPU time (every thread) per RPC, microseconds.
     pub load_cpu_us_per_rpc: f64,
     /// The load generator's CPU time over the window divided by the window (it is pinned to
@@ -95,7 +101,8 @@ pub struct LoadReport {
     pub load_cpu_source: Source,
     /// Times a load generator thread was put on a CPU, per RPC.
     pub load_runs_per_rpc: Option<f64>,
-    /// Time the load generator's threads were runnable but not running, over the window.
+    /// Time the load generator's threads were runnable but not running, summed over its
+    /// threads, divided by the window.
     pub load_waited: Option<f64>,
     /// Tokio worker threads of the load generator's runtime.
     pub load_workers: usize,
@@ -151,6 +158,8 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
     let me = std::process::id();
     let server_before = Snapshot::take_all(&spec.server_pids);
     let load_before = Snapshot::take(me);
+    let throttled = || spec.throttle_stat.as_deref().and_then(throttled_time);
+    let throttled_before = throttled();
     if let Some(pid) = spec.callgrind {
         callgrind_control(pid, "on")?;
     }
@@ -164,6 +173,7 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
     let elapsed = started.elapsed().as_secs_f64();
     let load_after = Snapshot::take(me);
     let server_after = Snapshot::take_all(&spec.server_pids);
+    let throttled_after = throttled();
     stop.store(true, Ordering::Relaxed);
 
     let (mut latencies, mut errors) = (Vec::new(), 0);
@@ -222,6 +232,9 @@ pub async fn run(spec: &LoadSpec, pki: &BenchPki) -> Result<LoadReport, BenchErr
         server_waited: server
             .and_then(|u| u.waited)
             .map(|w| w.as_secs_f64() / elapsed),
+        server_throttled: throttled_before
+            .zip(throttled_after)
+            .map(|(b, a)| a.saturating_sub(b).as_secs_f64() / elapsed),
         load_cpu_us_per_rpc: per_rpc(load.cpu),
         load_busy: load.cpu.as_secs_f64() / elapsed,
         load_cpu_source: load.source,

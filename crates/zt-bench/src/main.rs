@@ -66,6 +66,9 @@ enum Cmd {
         /// process may use (one, pinned).
         #[arg(long)]
         workers: Option<usize>,
+        /// The `cpu.stat` of the server's CPU-quota cgroup, to report its throttled time.
+        #[arg(long)]
+        throttle_stat: Option<PathBuf>,
     },
     /// Measure P-256 and X25519 costs and in-memory mTLS handshakes; print one JSON line.
     Handshakes {
@@ -165,10 +168,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             churn,
             callgrind,
             workers,
+            throttle_stat,
         } => {
             raise_fd_limit();
             let mut spec = shape.spec(server.target, server.variant, server_pid, churn);
             spec.callgrind = callgrind;
+            spec.throttle_stat = throttle_stat;
             let pki = BenchPki::open(&server.pki);
             let report = runtime(workers)?.block_on(zt_bench::load::run(&spec, &pki))?;
             println!("{}", serde_json::to_string(&report)?);
@@ -260,6 +265,7 @@ impl Shape {
             server_pids,
             churn,
             callgrind: None,
+            throttle_stat: None,
         }
     }
 }
@@ -724,6 +730,11 @@ impl Bench<'_> {
                 "--duration",
                 &humantime::format_duration(plan.duration).to_string(),
             ]);
+        if scenario.slow
+            && let Some(quota) = self.quota
+        {
+            command.arg("--throttle-stat").arg(quota.stat_file());
+        }
         match arm.churn {
             Some(Churn::Full) => command.args(["--churn", "full"]),
             Some(Churn::Resumed) => command.args(["--churn", "resumed"]),
@@ -817,9 +828,11 @@ const CONTENDED: f64 = 0.15;
 #[derive(Debug, Clone, Copy)]
 struct Sides {
     server_busy: f64,
-    /// `None` on the slow core: the server's run-queue time there is mostly the quota's
-    /// throttling, which is the point, not other tasks.
+    /// Run-queue time not explained by the slow core's throttling (which is the point, not
+    /// other tasks); `None` on the slow core if the throttled time could not be read.
     server_waited: Option<f64>,
+    /// The slow core's throttled time over the window.
+    server_throttled: Option<f64>,
     load_busy: f64,
     load_waited: f64,
 }
@@ -878,8 +891,9 @@ fn render(
         out,
         "CPU figures are each side's on-CPU time over the window, every thread, in nanoseconds \
          (`/proc/PID/task/*/schedstat`). busy: that time / the window (1.0 = one core). \
-         (waited): time its threads were runnable but not running / the window: other tasks \
-         held the core (on the slow core the server's also counts the quota's throttling). \
+         (waited): time its threads were runnable but not running (summed over threads) / the \
+         window: other tasks held the core; on the slow core the quota's throttled time is \
+         shown apart and taken out. \
          server-bound vs baseline: the baseline's server CPU per RPC / this arm's, the RPS \
          ratio a server that sets the pace would show.\n"
     );
@@ -897,12 +911,22 @@ fn render(
             (true, Some(q)) => q.fraction(),
             _ => 1.0,
         };
-        let sides = |arm: Arm| Sides {
-            server_busy: stat(arm, &|r| r.server_busy.unwrap_or(f64::NAN)),
-            server_waited: (!scenario.slow)
-                .then(|| stat(arm, &|r| r.server_waited.unwrap_or(f64::NAN))),
-            load_busy: stat(arm, &|r| r.load_busy),
-            load_waited: stat(arm, &|r| r.load_waited.unwrap_or(f64::NAN)),
+        let sides = |arm: Arm| {
+            let waited = stat(arm, &|r| r.server_waited.unwrap_or(f64::NAN));
+            let throttled = scenario
+                .slow
+                .then(|| stat(arm, &|r| r.server_throttled.unwrap_or(f64::NAN)));
+            Sides {
+                server_busy: stat(arm, &|r| r.server_busy.unwrap_or(f64::NAN)),
+                server_waited: match throttled {
+                    None => Some(waited),
+                    Some(t) if t.is_nan() => None,
+                    Some(t) => Some((waited - t).max(0.0)),
+                },
+                server_throttled: throttled,
+                load_busy: stat(arm, &|r| r.load_busy),
+                load_waited: stat(arm, &|r| r.load_waited.unwrap_or(f64::NAN)),
+            }
         };
         let pace = |arm: Arm| bound(sides(arm), allowance);
         // The RPS ratio a server that sets the pace would show: the inverse ratio of its CPU
@@ -963,13 +987,20 @@ fn render(
                 contended.push(arm.label());
             }
             let side = sides(arm);
+            let server_waited = match (side.server_waited, side.server_throttled) {
+                (Some(w), None) => format!("{:.0} %", w * 100.0),
+                (Some(w), Some(t)) => format!("{:.0} %, throttled {:.0} %", w * 100.0, t * 100.0),
+                (None, _) => format!(
+                    "{:.0} % with throttling",
+                    stat(arm, &|r| r.server_waited.unwrap_or(f64::NAN)) * 100.0
+                ),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {rps:.0} | {:.1} | {p50:.0} | {p99:.0} | {server_cpu:.1}{parts} | {:.0} % ({:.0} %) | {:.1} | {:.0} % ({:.0} %) | {who} | {:.3}x | {:.3}x | {:.3}x | {:.3}x |",
+                "| {} | {rps:.0} | {:.1} | {p50:.0} | {p99:.0} | {server_cpu:.1}{parts} | {:.0} % ({server_waited}) | {:.1} | {:.0} % ({:.0} %) | {who} | {:.3}x | {:.3}x | {:.3}x | {:.3}x |",
                 arm.label(),
                 stat(arm, &|r| r.bytes_per_sec) / 1e6,
                 side.server_busy * 100.0,
-                stat(arm, &|r| r.server_waited.unwrap_or(f64::NAN)) * 100.0,
                 stat(arm, &|r| r.load_cpu_us_per_rpc),
                 side.load_busy * 100.0,
                 side.load_waited * 100.0,

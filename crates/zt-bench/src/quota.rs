@@ -57,6 +57,11 @@ impl CpuQuota {
         Ok(())
     }
 
+    /// The cgroup's `cpu.stat`, whose throttled time [`throttled_time`] reads.
+    pub fn stat_file(&self) -> PathBuf {
+        self.dir.join("cpu.stat")
+    }
+
     /// The share of one core the cgroup gets (after rounding to the kernel's minimum).
     pub fn fraction(&self) -> f64 {
         self.fraction
@@ -77,4 +82,20 @@ impl Drop for CpuQuota {
         // Only empty cgroups can be removed; the processes in it have been killed by then.
         let _ = std::fs::remove_dir(&self.dir);
     }
+}
+
+/// How long the cgroup whose `cpu.stat` is `stat` has been throttled so far: time its
+/// processes had work but had used their quota (v1 `throttled_time`, ns; v2
+/// `throttled_usec`). `None` if the file cannot be read.
+pub fn throttled_time(stat: &Path) -> Option<std::time::Duration> {
+    let text = std::fs::read_to_string(stat).ok()?;
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        let value: u64 = value.trim().parse().ok()?;
+        match key {
+            "throttled_time" => Some(std::time::Duration::from_nanos(value)),
+            "throttled_usec" => Some(std::time::Duration::from_micros(value)),
+            _ => None,
+        }
+    })
 }
