@@ -6,6 +6,8 @@
 //! caller: the same caller retrying the same key gets the original transfer back instead of a
 //! second one, whatever happened to the first response (and whichever replica answered it).
 
+use std::sync::Arc;
+
 /// A completed transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
@@ -51,8 +53,10 @@ pub struct TransferRequest {
 /// variants that cannot happen during a call, and the store return variants it never makes.
 ///
 /// Its text is written for people: values by their `Display` (account ids and keys in
-/// quotes, amounts as money, see [`format_cents`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// quotes, amounts as money, see [`format_cents`]). The two database variants carry the
+/// driver's error, which is for the operator's log, never for a caller (the handlers answer
+/// them with a fixed message).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BookError {
     /// No such account.
     #[error("unknown account '{0}'")]
@@ -91,13 +95,26 @@ pub enum BookError {
     #[error("memo longer than {MAX_MEMO_LEN} bytes")]
     MemoTooLong,
     /// The database cannot be reached (not yet, or no longer), or stayed too busy through
-    /// every retry. Nothing was applied: the caller may retry.
+    /// every retry. Nothing was applied: the caller may retry. The driver's error is shared
+    /// (`Arc`) so that the error stays `Clone`.
     #[error("the ledger's database is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Arc<sqlx::Error>),
     /// The database answered with an error no retry can cure (a schema or a constraint the
-    /// rules did not expect). Nothing was applied.
+    /// rules did not expect), or its URL can never work. Nothing was applied.
     #[error("the ledger's database failed: {0}")]
-    Storage(String),
+    Storage(#[source] Arc<sqlx::Error>),
+}
+
+impl BookError {
+    /// [`BookError::Unavailable`] for `err`.
+    pub fn unavailable(err: sqlx::Error) -> Self {
+        Self::Unavailable(Arc::new(err))
+    }
+
+    /// [`BookError::Storage`] for `err`.
+    pub fn storage(err: sqlx::Error) -> Self {
+        Self::Storage(Arc::new(err))
+    }
 }
 
 /// Cents as money, the way the project shows amounts to people: `$12.50`, `-$0.05` (no

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::book::BookError;
+use crate::store::DatabaseUrl;
 
 /// A startup or serving failure. Each message names the file and the problem in one line.
 #[derive(Debug, thiserror::Error)]
@@ -25,8 +26,10 @@ pub enum Error {
     },
     /// The database URL or its options can never work (a reachable database that is merely
     /// down is waited for instead).
-    #[error("database: opening the books: {source}")]
+    #[error("database {database}: opening the books: {source}")]
     Database {
+        /// The database (shown without its password, if the URL has one).
+        database: DatabaseUrl,
         /// Why the store could not be opened.
         #[source]
         source: BookError,

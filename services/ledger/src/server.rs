@@ -129,11 +129,12 @@ impl Server {
                 ledger.attach(store);
                 return Ok(self.server.run(listener, routes, shutdown).await?);
             }
-            Err(BookError::Unavailable(reason)) => tracing::warn!(
+            Err(BookError::Unavailable(err)) => tracing::warn!(
                 %database,
-                "database not reachable: serving NOT_SERVING until it is: {reason}"
+                "database not reachable: serving NOT_SERVING until it is: {}",
+                zt_telemetry::error_line(&*err)
             ),
-            Err(source) => return Err(Error::Database { source }),
+            Err(source) => return Err(Error::Database { database, source }),
         }
         let (ready, is_ready) = tokio::sync::oneshot::channel::<()>();
         let serve = self
@@ -143,9 +144,10 @@ impl Server {
             })
             .run(listener, routes, shutdown);
         let open = async move {
-            let store = store::open_with_backoff(&database, &tls)
-                .await
-                .map_err(|source| Error::Database { source })?;
+            let store = match store::open_with_backoff(&database, &tls).await {
+                Ok(store) => store,
+                Err(source) => return Err(Error::Database { database, source }),
+            };
             ledger.attach(store);
             let _ = ready.send(());
             // Serving goes on; only a database that can never work ends it.

@@ -213,21 +213,28 @@ fn now_unix_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     /// A database failure's cause stays in the log: the caller gets fixed words, whatever the
     /// driver said.
     #[test]
     fn a_failing_database_is_named_to_the_caller_and_its_cause_stays_in_the_log() {
-        let unavailable = status(
-            "Transfer",
-            BookError::Unavailable("connection to db.internal:5432 reset".into()),
-        );
+        let reset = || {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection to db.internal:5432 reset",
+            ))
+        };
+        let unavailable = status("Transfer", BookError::Unavailable(Arc::new(reset())));
         assert_eq!(unavailable.code(), tonic::Code::Unavailable);
         assert_eq!(unavailable.message(), UNAVAILABLE);
         let broken = status(
             "Transfer",
-            BookError::Storage("relation \"accounts\" does not exist".into()),
+            BookError::Storage(Arc::new(sqlx::Error::Protocol(
+                "relation \"accounts\" does not exist".into(),
+            ))),
         );
         assert_eq!(broken.code(), tonic::Code::Internal);
         assert_eq!(broken.message(), FAILED);

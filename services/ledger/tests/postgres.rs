@@ -24,7 +24,7 @@ use common::books::{
     balances, books_and_keys_survive_a_restart, request, rules_hold, transfer_storm, transfers_held,
 };
 use common::{LEDGER_ID, PAYMENTS_ID};
-use ledger::book::seed_total;
+use ledger::book::{BookError, seed_total};
 use ledger::store::{ClientTls, DatabaseUrl, PgStore, Store};
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
@@ -405,10 +405,23 @@ async fn a_database_lost_while_serving_is_unavailable_and_nothing_is_half_applie
     let lost = store
         .transfer("p", &request("during", "alice", "bob", 2_00), 2)
         .await;
+    let Err(BookError::Unavailable(cause)) = &lost else {
+        panic!("{lost:?}");
+    };
+    // The driver's own error is kept, typed, and said once in the error's text.
     assert!(
-        matches!(lost, Err(ledger::book::BookError::Unavailable(_))),
-        "{lost:?}"
+        matches!(
+            cause.as_ref(),
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_)
+        ),
+        "{cause:?}"
     );
+    let err = lost.as_ref().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("the ledger's database is unavailable: {cause}")
+    );
+    assert_eq!(zt_telemetry::error_line(err), err.to_string());
 
     relay.restore();
     assert_eq!(balances(&store).await, before, "nothing was applied");

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use common::books::{books_and_keys_survive_a_restart, rules_hold, transfer_storm, transfers_held};
 use common::{config, pki};
-use ledger::book::seed_total;
+use ledger::book::{BookError, seed_total};
 use ledger::store::{DatabaseUrl, SqliteStore, Store};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -142,4 +142,44 @@ async fn a_database_missing_at_startup_is_waited_for() {
     assert_eq!(health().await, [ServingStatus::Serving; 2]);
     let store: Arc<dyn Store> = ledger.service.store().unwrap();
     assert_eq!(store.total().await.unwrap(), seed_total());
+}
+
+/// A database URL that can never work stops the ledger at once, with one line naming the
+/// database, what was being done and the driver's reason, each said once; the store keeps the
+/// driver's error itself as the cause.
+#[tokio::test]
+async fn a_database_url_that_can_never_work_stops_the_ledger_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}?mode=sometimes", sqlite_url(&dir));
+    let refused = SqliteStore::open(&url).await.unwrap_err();
+    let BookError::Storage(cause) = &refused else {
+        panic!("{refused:?}");
+    };
+    assert!(
+        matches!(cause.as_ref(), sqlx::Error::Configuration(_)),
+        "{cause:?}"
+    );
+    assert_eq!(
+        refused.to_string(),
+        format!("the ledger's database failed: {cause}")
+    );
+
+    let p = pki();
+    let mut config = config(&p.ledger, &p.pki.ca_cert());
+    config.database = url.parse().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stopped = ledger::Server::load(config)
+        .unwrap()
+        .run(listener, std::future::pending())
+        .await
+        .unwrap_err();
+    let line = zt_telemetry::error_line(&stopped);
+    assert_eq!(
+        line,
+        format!("database {url}: opening the books: the ledger's database failed: {cause}")
+    );
+    assert!(
+        !dir.path().join("ledger.db").exists(),
+        "nothing was created"
+    );
 }

@@ -209,12 +209,13 @@ pub async fn open_with_backoff(
                 tracing::info!(database = %url, attempts, "database ready");
                 return Ok(store);
             }
-            Err(BookError::Unavailable(reason)) => {
+            Err(BookError::Unavailable(err)) => {
                 tracing::warn!(
                     database = %url,
                     attempts,
                     retry_in = %humantime::format_duration(wait),
-                    "database not reachable, not serving yet: {reason}"
+                    "database not reachable, not serving yet: {}",
+                    zt_telemetry::error_line(&*err)
                 );
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(STARTUP_BACKOFF_MAX);

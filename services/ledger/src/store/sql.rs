@@ -65,28 +65,35 @@ fn transfer(row: Row) -> Transfer {
 enum Failure {
     /// The rules refused it (or it cannot work): final.
     Refused(BookError),
-    /// Transient: the next attempt may succeed. The reason, for the last one.
-    Transient(String),
-}
-
-/// Sorts a database error: worth another attempt, or final.
-fn failure(err: sqlx::Error) -> Failure {
-    match classify(err) {
-        BookError::Unavailable(reason) => Failure::Transient(reason),
-        other => Failure::Refused(other),
-    }
+    /// Transient: the next attempt may succeed. The driver's error, for the last one.
+    Transient(sqlx::Error),
 }
 
 impl From<sqlx::Error> for Failure {
+    /// Sorts a database error: worth another attempt, or final.
     fn from(err: sqlx::Error) -> Self {
-        failure(err)
+        if transient(&err) {
+            Self::Transient(err)
+        } else {
+            Self::Refused(BookError::storage(err))
+        }
     }
 }
 
 /// What a database error means for the caller: [`BookError::Unavailable`] when a retry (by
 /// us or by the client) may succeed, [`BookError::Storage`] otherwise.
 pub(crate) fn classify(err: sqlx::Error) -> BookError {
-    let transient = match &err {
+    if transient(&err) {
+        BookError::unavailable(err)
+    } else {
+        BookError::storage(err)
+    }
+}
+
+/// Whether the same statement may succeed later: the connection or the pool failed, or the
+/// database reported one of the [`transient_code`]s.
+fn transient(err: &sqlx::Error) -> bool {
+    match err {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
@@ -95,12 +102,6 @@ pub(crate) fn classify(err: sqlx::Error) -> BookError {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
         _ => false,
-    };
-    let reason = err.to_string();
-    if transient {
-        BookError::Unavailable(reason)
-    } else {
-        BookError::Storage(reason)
     }
 }
 
@@ -147,11 +148,11 @@ macro_rules! sql_store {
                     match self.attempt_transfer(caller, request, now_unix_ms).await {
                         Ok(done) => return Ok(done),
                         Err(Failure::Refused(err)) => return Err(err),
-                        Err(Failure::Transient(reason)) if attempt >= TRANSFER_ATTEMPTS => {
-                            return Err(BookError::Unavailable(reason));
+                        Err(Failure::Transient(err)) if attempt >= TRANSFER_ATTEMPTS => {
+                            return Err(BookError::unavailable(err));
                         }
-                        Err(Failure::Transient(reason)) => {
-                            tracing::debug!(attempt, %reason, "transfer retried");
+                        Err(Failure::Transient(err)) => {
+                            tracing::debug!(attempt, error = %err, "transfer retried");
                             tokio::time::sleep(wait).await;
                             wait *= 2;
                             attempt += 1;
@@ -239,9 +240,8 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await?;
                     let Some(earlier) = earlier else {
-                        return Err(Failure::Transient(
-                            "an idempotency key in use vanished; trying again".to_owned(),
-                        ));
+                        // The key's row vanished between the two statements: try again.
+                        return Err(Failure::Transient(sqlx::Error::RowNotFound));
                     };
                     return book::replay(transfer(earlier), request)
                         .map(|t| (t, true))
@@ -306,7 +306,7 @@ impl SqliteStore {
     /// cannot be opened or migrated (retried at startup).
     pub async fn open(url: &str) -> Result<Self, BookError> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| BookError::Storage(format!("{url}: {e}")))?
+            .map_err(BookError::storage)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -314,7 +314,7 @@ impl SqliteStore {
             .foreign_keys(true);
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         if !memory {
-            first_connection::<sqlx::SqliteConnection>(&options, url).await?;
+            first_connection::<sqlx::SqliteConnection>(&options).await?;
         }
         let pool = PoolOptions::new()
             .max_connections(if memory { 1 } else { POOL_SIZE })
@@ -323,11 +323,11 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await
-            .map_err(|e| BookError::Unavailable(format!("{url}: {e}")))?;
+            .map_err(BookError::unavailable)?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
-            .map_err(|e| BookError::Unavailable(format!("{url}: migrations: {e}")))?;
+            .map_err(|e| BookError::unavailable(e.into()))?;
         Ok(Self { pool })
     }
 }
@@ -337,19 +337,21 @@ sql_store!(SqliteStore, begin_with("BEGIN IMMEDIATE"));
 /// Opens and closes one connection, within [`CONNECT_TIMEOUT`], so that a database that cannot
 /// be reached is reported with its reason (refused, TLS, authentication): a pool says only
 /// that it timed out.
-async fn first_connection<C: sqlx::Connection>(
-    options: &C::Options,
-    shown: &str,
-) -> Result<(), BookError> {
+async fn first_connection<C: sqlx::Connection>(options: &C::Options) -> Result<(), BookError> {
     match tokio::time::timeout(CONNECT_TIMEOUT, C::connect_with(options)).await {
         Ok(Ok(connection)) => {
             let _ = connection.close().await;
             Ok(())
         }
-        Ok(Err(err)) => Err(BookError::Unavailable(format!("{shown}: {err}"))),
-        Err(_) => Err(BookError::Unavailable(format!(
-            "{shown}: no answer within {}",
-            humantime::format_duration(CONNECT_TIMEOUT)
+        Ok(Err(err)) => Err(BookError::unavailable(err)),
+        Err(_) => Err(BookError::unavailable(sqlx::Error::Io(
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "no answer within {}",
+                    humantime::format_duration(CONNECT_TIMEOUT)
+                ),
+            ),
         ))),
     }
 }
@@ -379,9 +381,7 @@ impl PgStore {
     /// # Errors
     /// [`BookError::Storage`] for a malformed URL.
     pub fn options(url: &str, tls: &ClientTls) -> Result<PgConnectOptions, BookError> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| {
-            BookError::Storage(format!("{}: {e}", super::DatabaseUrl::Postgres(url.into())))
-        })?;
+        let options = PgConnectOptions::from_str(url).map_err(BookError::storage)?;
         Ok(options
             .ssl_mode(PgSslMode::VerifyFull)
             .ssl_root_cert(&tls.ca)
@@ -396,20 +396,19 @@ impl PgStore {
     /// [`BookError::Storage`] for a malformed URL; [`BookError::Unavailable`] when the server
     /// cannot be reached, refuses the connection or the migrations fail.
     pub async fn open(url: &str, tls: &ClientTls) -> Result<Self, BookError> {
-        let shown = super::DatabaseUrl::Postgres(url.into());
         let options = Self::options(url, tls)?;
-        first_connection::<sqlx::PgConnection>(&options, &shown.to_string()).await?;
+        first_connection::<sqlx::PgConnection>(&options).await?;
         let pool = PoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(CONNECT_TIMEOUT)
             .idle_timeout(Some(IDLE_TIMEOUT))
             .connect_with(options)
             .await
-            .map_err(|e| BookError::Unavailable(format!("{shown}: {e}")))?;
+            .map_err(BookError::unavailable)?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
-            .map_err(|e| BookError::Unavailable(format!("{shown}: migrations: {e}")))?;
+            .map_err(|e| BookError::unavailable(e.into()))?;
         Ok(Self { pool })
     }
 }
