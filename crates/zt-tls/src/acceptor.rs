@@ -507,9 +507,8 @@ impl Pending {
         };
         let session = tls.get_ref().1;
         let resumed = session.handshake_kind() == Some(HandshakeKind::Resumed);
-        let certs: Arc<[CertificateDer<'static>]> =
-            Arc::from(session.peer_certificates().unwrap_or_default());
-        let chain = &*certs;
+        // Borrowed from rustls, which keeps the chain for the connection's life: no copy.
+        let chain = session.peer_certificates().unwrap_or_default();
         // The identity, once for the connection. After a full handshake the verifier has
         // checked all of it; a resumed one is checked here for the first time since.
         let identity = self
@@ -527,12 +526,12 @@ impl Pending {
             // Dropping `tls` closes the socket; a retrying client will land once a slot frees.
             return refuse("connection_limit", &"too many open connections");
         };
+        let issuers = issuers_and_serials(chain);
         let stream = PeerStream {
             inner: Box::new(tls),
             shared: Arc::new(ConnShared {
                 identity,
-                issuers: issuers_and_serials(&certs),
-                certs,
+                issuers,
                 resumed,
                 crls: self.crls,
                 closing: AtomicBool::new(false),
@@ -574,8 +573,6 @@ pub struct PeerStream {
 struct ConnShared {
     /// Who the peer proved to be at the handshake.
     identity: Arc<PeerIdentity>,
-    /// The chain rustls verified (or restored, on resumption), leaf first.
-    certs: Arc<[CertificateDer<'static>]>,
     /// Issuer (RFC 4514) and serial (lowercase hex) of each certificate the peer presented
     /// after its leaf, for the per-request revocation check.
     issuers: Box<[(String, String)]>,
@@ -619,14 +616,8 @@ impl PeerConnectInfo {
         &self.tcp
     }
 
-    /// The peer's verified certificate chain, leaf first (never empty: the server requires a
-    /// client certificate).
-    pub fn peer_certs(&self) -> &[CertificateDer<'static>] {
-        &self.shared.certs
-    }
-
     /// Whether this connection resumed an earlier TLS session (no certificate exchange; the
-    /// chain is the one verified when the session was first established).
+    /// identity is that of the chain verified when the session was first established).
     pub fn resumed(&self) -> bool {
         self.shared.resumed
     }
