@@ -6,7 +6,12 @@
 # instructions are divided by the RPCs the load generator completed in that window. Prints one line per variant and the top functions of each
 # (inclusive and exclusive), with the files kept in OUT for callgrind_annotate.
 #
-#   scripts/bench-profile.sh [OUT]        (DURATION=15s PAYLOAD=64 VARIANTS="plain mtls mtls-authz")
+#   scripts/bench-profile.sh [OUT]        (DURATION=15s PAYLOAD=64 VARIANTS="plain mtls mtls-authz"
+#                                          CONNECTIONS=4 CONCURRENCY=16)
+#
+# CHURN=full or CHURN=resumed profiles connections instead of RPCs: 8 workers each looping
+# connect, handshake, one RPC, close (full handshakes, or each resuming the previous session),
+# so the figure is instructions per connection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +19,9 @@ out=${1:-target/bench-profile}
 duration=${DURATION:-15s}
 payload=${PAYLOAD:-64}
 variants=${VARIANTS:-plain mtls mtls-authz}
+churn=${CHURN:-}
+shape=(--connections "${CONNECTIONS:-4}" --concurrency "${CONCURRENCY:-16}")
+[ -z "$churn" ] || shape=(--connections 8 --concurrency 1 --churn "$churn")
 bench=${ZT_BENCH:-target/release/zt-bench}
 
 command -v valgrind >/dev/null || { echo "error: valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
@@ -40,7 +48,7 @@ for variant in $variants; do
   addr=$(sed -n 's/^listening //p' "$log")
   [ -n "$addr" ] || { echo "error: $variant did not start" >&2; cat "$out/$variant.valgrind" >&2; exit 1; }
   taskset -c 1 "$bench" load --variant "$variant" --target "$addr" --pki "$out/pki" \
-    --payload "$payload" --warmup 2s --duration "$duration" --server-pid "$pid" \
+    "${shape[@]}" --payload "$payload" --warmup 2s --duration "$duration" --server-pid "$pid" \
     --callgrind "$pid" >"$out/$variant.json"
   callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid"
@@ -48,7 +56,7 @@ for variant in $variants; do
   requests=$(sed -n 's/.*"requests":\([0-9]*\).*/\1/p' "$out/$variant.json")
   dump="$out/callgrind.$variant.1" # the dump taken above; the file without .1 is the exit's
   total=$(sed -n "s/^totals: *//p" "$dump")
-  echo "$variant: $requests RPCs, $total instructions, $((total / requests)) per RPC ($dump)"
+  echo "$variant${churn:+ (churn: $churn)}: $requests RPCs, $total instructions, $((total / requests)) per RPC ($dump)"
   callgrind_annotate --inclusive=yes --threshold=99.9 "$dump" >"$out/$variant.inclusive.txt" 2>/dev/null || true
   callgrind_annotate --threshold=99.9 "$dump" >"$out/$variant.exclusive.txt" 2>/dev/null || true
 done
