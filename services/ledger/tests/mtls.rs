@@ -12,8 +12,23 @@ use common::{AUDITOR_ID, LEDGER_ID, PAYMENTS_ID, TD, pki, s_client, start};
 use tonic::Code;
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
-use zt_testkit::{TestPki, mtls_channel, probe, raw_channel, svid_params};
+use zt_testkit::{Identity, TestPki, mtls_channel, probe, raw_channel, svid_params};
 use zt_tls::Probe;
+
+/// A ledger of this test's PKI, and a client calling it as `caller`.
+async fn ledger_and_client(
+    p: &common::Pki,
+    caller: &Identity,
+) -> (ledger::Background, LedgerClient<tonic::transport::Channel>) {
+    let server = start(&p.ledger, &p.pki.ca_cert()).await;
+    let client = LedgerClient::new(mtls_channel(
+        server.addr,
+        caller,
+        &p.pki.ca_cert(),
+        LEDGER_ID,
+    ));
+    (server, client)
+}
 
 fn transfer(key: &str, amount_cents: i64) -> pb::TransferRequest {
     pb::TransferRequest {
@@ -34,13 +49,7 @@ fn balance(account: &str) -> pb::GetBalanceRequest {
 #[tokio::test]
 async fn payments_moves_money_and_the_handler_sees_its_identity() {
     let p = pki();
-    let server = start(&p.ledger, &p.pki.ca_cert()).await;
-    let mut client = LedgerClient::new(mtls_channel(
-        server.addr,
-        &p.payments,
-        &p.pki.ca_cert(),
-        LEDGER_ID,
-    ));
+    let (server, mut client) = ledger_and_client(&p, &p.payments).await;
 
     let moved = client
         .transfer(transfer("k-1", 250))
@@ -85,13 +94,7 @@ async fn payments_moves_money_and_the_handler_sees_its_identity() {
 #[tokio::test]
 async fn ledger_errors_carry_proper_codes() {
     let p = pki();
-    let server = start(&p.ledger, &p.pki.ca_cert()).await;
-    let mut client = LedgerClient::new(mtls_channel(
-        server.addr,
-        &p.payments,
-        &p.pki.ca_cert(),
-        LEDGER_ID,
-    ));
+    let (_server, mut client) = ledger_and_client(&p, &p.payments).await;
     let code =
         |r: Result<tonic::Response<pb::TransferResponse>, tonic::Status>| r.unwrap_err().code();
 
@@ -135,13 +138,7 @@ async fn ledger_errors_carry_proper_codes() {
 #[tokio::test]
 async fn refusals_reach_the_caller_as_text() {
     let p = pki();
-    let server = start(&p.ledger, &p.pki.ca_cert()).await;
-    let mut client = LedgerClient::new(mtls_channel(
-        server.addr,
-        &p.payments,
-        &p.pki.ca_cert(),
-        LEDGER_ID,
-    ));
+    let (_server, mut client) = ledger_and_client(&p, &p.payments).await;
     let from_nobody = pb::TransferRequest {
         from_account: "nobody".into(),
         ..transfer("k-nobody", 1)
@@ -200,13 +197,7 @@ async fn refusals_reach_the_caller_as_text() {
 #[tokio::test]
 async fn auditor_may_read_but_its_transfer_is_denied_before_the_handler() {
     let p = pki();
-    let server = start(&p.ledger, &p.pki.ca_cert()).await;
-    let mut auditor = LedgerClient::new(mtls_channel(
-        server.addr,
-        &p.auditor,
-        &p.pki.ca_cert(),
-        LEDGER_ID,
-    ));
+    let (server, mut auditor) = ledger_and_client(&p, &p.auditor).await;
 
     auditor
         .get_balance(balance("bob"))
@@ -244,13 +235,7 @@ async fn an_identity_the_policy_does_not_name_gets_nothing() {
     let stranger = p
         .pki
         .issue("stranger", "spiffe://zt.example/ns/prod/sa/stranger", &[]);
-    let server = start(&p.ledger, &p.pki.ca_cert()).await;
-    let mut client = LedgerClient::new(mtls_channel(
-        server.addr,
-        &stranger,
-        &p.pki.ca_cert(),
-        LEDGER_ID,
-    ));
+    let (server, mut client) = ledger_and_client(&p, &stranger).await;
     let err = client.get_balance(balance("alice")).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "default deny");
     assert_eq!(server.service.handled(), 0);

@@ -459,11 +459,7 @@ async fn a_caller_learns_that_the_database_is_unavailable_and_nothing_more() {
     .spawn()
     .unwrap();
     let (addr, stderr) = common::bound_address(&mut child);
-    let log = std::thread::spawn(move || {
-        std::io::BufRead::lines(stderr)
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
+    let log = common::json_log(stderr);
     let mut client = LedgerClient::new(zt_testkit::mtls_channel(
         addr,
         &payments,
@@ -484,12 +480,7 @@ async fn a_caller_learns_that_the_database_is_unavailable_and_nothing_more() {
     relay.restore();
     child.kill().unwrap();
     child.wait().unwrap();
-    let log: Vec<serde_json::Value> = log
-        .join()
-        .unwrap()
-        .iter()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
+    let log = log.join().unwrap();
 
     assert_eq!(lost.code(), tonic::Code::Unavailable, "{lost}");
     let warned: Vec<&serde_json::Value> = log

@@ -13,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    LEDGER_ID, bound_address, demo_policy, eventually, ledger_binary, pki, pki_ledger_binary,
+    LEDGER_ID, bound_address, demo_policy, eventually, json_log, ledger_binary, pki,
+    pki_ledger_binary,
 };
 use zt_proto::ledger::v1 as pb;
 use zt_proto::ledger::v1::ledger_client::LedgerClient;
@@ -227,7 +228,7 @@ async fn shadow_decisions_metrics_and_json_logs() {
         .spawn()
         .unwrap();
     let (addr, stderr) = bound_address(&mut child);
-    let log = std::thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());
+    let log = json_log(stderr);
     let _open = one_allowed_one_denied(addr, &p).await;
 
     let metrics = zt_testkit::scrape(metrics_addr).await;
@@ -250,12 +251,7 @@ async fn shadow_decisions_metrics_and_json_logs() {
     }
 
     assert_eq!(audit_lines(child).len(), 2, "both decisions audited");
-    let log: Vec<serde_json::Value> = log
-        .join()
-        .unwrap()
-        .iter()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
+    let log = log.join().unwrap();
     // Every request is decided by both policies; only the shadow's lines say "not enforced".
     let decided = |target: &str| -> Vec<(String, String, String, String)> {
         log.iter()

@@ -113,6 +113,20 @@ pub(crate) fn bound_address(
     }
 }
 
+/// Reads the rest of a `--log-format json` log on a thread: one JSON object per line, a line
+/// that is not JSON failing the test with its text.
+pub(crate) fn json_log(
+    stderr: std::io::BufReader<std::process::ChildStderr>,
+) -> std::thread::JoinHandle<Vec<serde_json::Value>> {
+    std::thread::spawn(move || {
+        stderr
+            .lines()
+            .map_while(Result::ok)
+            .map(|line| serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    })
+}
+
 /// Runs `openssl s_client -connect ADDR -tls1_3 -alpn h2 ARGS...` against a ledger serving on
 /// this test's runtime, and returns whether it succeeded and everything it printed. It runs
 /// off the runtime (s_client blocks), and its stdin stays open for a second so it reads the
