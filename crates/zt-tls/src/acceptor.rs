@@ -611,7 +611,18 @@ pub struct PeerConnectInfo {
 }
 
 impl PeerConnectInfo {
-    /// The TCP addresses, in the type tonic's `Request::remote_addr()` looks for.
+    /// The TCP addresses. tonic's `Request::remote_addr()` looks only for its own connection
+    /// types, so behind this acceptor it returns `None`; a handler reads the peer's address
+    /// here instead:
+    ///
+    /// ```
+    /// # fn handler<T>(request: &tonic::Request<T>) -> Option<std::net::SocketAddr> {
+    /// request
+    ///     .extensions()
+    ///     .get::<zt_tls::PeerConnectInfo>()
+    ///     .and_then(|conn| conn.tcp().remote_addr())
+    /// # }
+    /// ```
     pub fn tcp(&self) -> &TcpConnectInfo {
         &self.tcp
     }
