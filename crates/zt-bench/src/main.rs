@@ -894,6 +894,7 @@ fn render(
          (waited): time its threads were runnable but not running (summed over threads) / the \
          window: other tasks held the core; on the slow core the quota's throttled time is \
          shown apart and taken out. \
+         server CPU: the median of the repetitions, and in brackets the lowest to the highest. \
          server-bound vs baseline: the baseline's server CPU per RPC / this arm's, the RPS \
          ratio a server that sets the pace would show.\n"
     );
@@ -906,6 +907,14 @@ fn render(
                     .map(|(_, r)| f(r))
                     .collect(),
             )
+        };
+        // The lowest and highest of the repetitions: on a shared VM the same binary's CPU per
+        // RPC moves by 10 % or more between repetitions, and the reader should see it.
+        let spread = |arm: Arm, f: &dyn Fn(&LoadReport) -> f64| {
+            let values = samples.iter().filter(|(a, _)| *a == arm).map(|(_, r)| f(r));
+            values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            })
         };
         let allowance = match (scenario.slow, quota) {
             (true, Some(q)) => q.fraction(),
@@ -979,6 +988,12 @@ fn render(
             } else {
                 String::new()
             };
+            let (lowest, highest) = spread(arm, &|r| r.server_cpu_us_per_rpc.unwrap_or(f64::NAN));
+            let range = if lowest < highest {
+                format!(" ({lowest:.1} to {highest:.1})")
+            } else {
+                String::new()
+            };
             let who = pace(arm);
             if who == "LOAD GEN" || who == "both" {
                 load_bound.push(arm.label());
@@ -997,7 +1012,7 @@ fn render(
             };
             let _ = writeln!(
                 out,
-                "| {} | {rps:.0} | {:.1} | {p50:.0} | {p99:.0} | {server_cpu:.1}{parts} | {:.0} % ({server_waited}) | {:.1} | {:.0} % ({:.0} %) | {who} | {:.3}x | {:.3}x | {:.3}x | {:.3}x |",
+                "| {} | {rps:.0} | {:.1} | {p50:.0} | {p99:.0} | {server_cpu:.1}{range}{parts} | {:.0} % ({server_waited}) | {:.1} | {:.0} % ({:.0} %) | {who} | {:.3}x | {:.3}x | {:.3}x | {:.3}x |",
                 arm.label(),
                 stat(arm, &|r| r.bytes_per_sec) / 1e6,
                 side.server_busy * 100.0,
