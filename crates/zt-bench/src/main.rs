@@ -868,11 +868,37 @@ struct Goal {
     name: String,
     measured: f64,
     unit: &'static str,
-    target: &'static str,
-    /// `None`: reported, no target.
-    met: Option<bool>,
+    target: Target,
     /// Who set the pace of the arms compared.
     note: String,
+}
+
+/// A goal's target, written once: it is both printed and checked.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    AtLeast(f64),
+    AtMost(f64),
+    /// Reported, no target.
+    Reported,
+}
+
+impl Target {
+    /// Whether `measured` meets the target; `None` for a reported figure.
+    fn met(self, measured: f64) -> Option<bool> {
+        match self {
+            Self::AtLeast(least) => Some(measured >= least),
+            Self::AtMost(most) => Some(measured <= most),
+            Self::Reported => None,
+        }
+    }
+
+    fn describe(self, unit: &str) -> String {
+        match self {
+            Self::AtLeast(least) => format!(">= {least:.2}{unit}"),
+            Self::AtMost(most) => format!("<= {most:.2}{unit}"),
+            Self::Reported => "(reported)".to_owned(),
+        }
+    }
 }
 
 #[allow(clippy::too_many_lines)]
@@ -1088,165 +1114,107 @@ fn render(
                 a.label()
             )
         };
-        let mut goal = |name: String, measured: f64, target, met: Option<bool>, note: String| {
-            goals.push(Goal {
-                name,
-                measured,
-                unit: "x",
-                target,
-                met,
-                note,
-            });
+        let ratio_goal = |name: String, measured: f64, target: Target, note: String| Goal {
+            name,
+            measured,
+            unit: "x",
+            target,
+            note,
         };
+        // A timed ratio of `a` to `b` and, under the same target, the server-bound projection
+        // from the same runs' server CPU.
+        let timed_and_projected =
+            |name: String, a: Arm, b: Arm, f: &dyn Fn(&LoadReport) -> f64, target: Target| {
+                [
+                    ratio_goal(name.clone(), ratio(a, b, f), target, note(a, b)),
+                    ratio_goal(
+                        format!("{name} (from server CPU per RPC)"),
+                        projected(a, b),
+                        target,
+                        from_cpu(a, b),
+                    ),
+                ]
+            };
+        let rps = |r: &LoadReport| r.rps;
         if base.churn.is_some() {
-            let resumed = ratio(RESUMED, FULL, &|r| r.rps);
             if !scenario.slow {
                 churn_full_rate = Some((stat(FULL, &|r| r.rps), note(FULL, FULL)));
             }
-            goal(
+            goals.extend(timed_and_projected(
                 format!("G4 resumed vs full connections ({speed})"),
-                resumed,
-                ">= 2.0",
-                Some(resumed >= 2.0),
-                note(RESUMED, FULL),
-            );
-            let cpu = projected(RESUMED, FULL);
-            goal(
-                format!("G4 resumed vs full connections ({speed}) (from server CPU per RPC)"),
-                cpu,
-                ">= 2.0",
-                Some(cpu >= 2.0),
-                from_cpu(RESUMED, FULL),
-            );
+                RESUMED,
+                FULL,
+                &rps,
+                Target::AtLeast(2.0),
+            ));
         } else if scenario.payload <= 1024 {
-            let rps = ratio(AUTHZ, PLAIN, &|r| r.rps);
-            let n = note(AUTHZ, PLAIN);
-            goal(
+            goals.extend(timed_and_projected(
                 format!("G1 RPS, mTLS+authz vs plaintext ({speed})"),
-                rps,
-                ">= 0.90",
-                Some(rps >= 0.90),
-                n.clone(),
-            );
-            let cpu = projected(AUTHZ, PLAIN);
-            goal(
-                format!("G1 RPS, mTLS+authz vs plaintext ({speed}) (from server CPU per RPC)"),
-                cpu,
-                ">= 0.90",
-                Some(cpu >= 0.90),
-                from_cpu(AUTHZ, PLAIN),
-            );
-            let p50 = ratio(AUTHZ, PLAIN, &|r| r.p50_us);
-            goal(
+                AUTHZ,
+                PLAIN,
+                &rps,
+                Target::AtLeast(0.90),
+            ));
+            goals.push(ratio_goal(
                 format!("G1 p50, mTLS+authz vs plaintext ({speed})"),
-                p50,
-                "<= 1.10",
-                Some(p50 <= 1.10),
-                n.clone(),
-            );
-            let p99 = ratio(AUTHZ, PLAIN, &|r| r.p99_us);
-            goal(
+                ratio(AUTHZ, PLAIN, &|r| r.p50_us),
+                Target::AtMost(1.10),
+                note(AUTHZ, PLAIN),
+            ));
+            goals.push(ratio_goal(
                 format!("G1 p99, mTLS+authz vs plaintext ({speed})"),
-                p99,
-                "<= 1.20",
-                Some(p99 <= 1.20),
-                n,
-            );
-            let layer = ratio(AUTHZ, MTLS, &|r| r.rps);
-            goal(
+                ratio(AUTHZ, PLAIN, &|r| r.p99_us),
+                Target::AtMost(1.20),
+                note(AUTHZ, PLAIN),
+            ));
+            goals.extend(timed_and_projected(
                 format!("G2 RPS, mTLS+authz vs mTLS ({speed})"),
-                layer,
-                ">= 0.97",
-                Some(layer >= 0.97),
-                note(AUTHZ, MTLS),
-            );
-            let cpu = projected(AUTHZ, MTLS);
-            goal(
-                format!("G2 RPS, mTLS+authz vs mTLS ({speed}) (from server CPU per RPC)"),
-                cpu,
-                ">= 0.97",
-                Some(cpu >= 0.97),
-                from_cpu(AUTHZ, MTLS),
-            );
+                AUTHZ,
+                MTLS,
+                &rps,
+                Target::AtLeast(0.97),
+            ));
             if scenario.arms.contains(&GRPCIO) {
-                let vs = ratio(AUTHZ, GRPCIO, &|r| r.rps);
-                goal(
+                goals.extend(timed_and_projected(
                     format!("G5 RPS, ours (mTLS+authz) vs grpcio server ({speed})"),
-                    vs,
-                    ">= 5",
-                    Some(vs >= 5.0),
-                    note(AUTHZ, GRPCIO),
-                );
-                let cpu = projected(AUTHZ, GRPCIO);
-                goal(
-                    format!(
-                        "G5 RPS, ours (mTLS+authz) vs grpcio server ({speed}) (from server CPU per RPC)"
-                    ),
-                    cpu,
-                    ">= 5",
-                    Some(cpu >= 5.0),
-                    from_cpu(AUTHZ, GRPCIO),
-                );
+                    AUTHZ,
+                    GRPCIO,
+                    &rps,
+                    Target::AtLeast(5.0),
+                ));
             }
             if scenario.arms.contains(&SIDECAR) {
-                let n = note(AUTHZ, SIDECAR);
-                let vs = ratio(AUTHZ, SIDECAR, &|r| r.rps);
-                goal(
+                goals.extend(timed_and_projected(
                     format!("G8 RPS, ours (mTLS+authz) vs nginx sidecar ({speed})"),
-                    vs,
-                    ">= 2",
-                    Some(vs >= 2.0),
-                    n.clone(),
-                );
-                let cpu = projected(AUTHZ, SIDECAR);
-                goal(
-                    format!(
-                        "G8 RPS, ours (mTLS+authz) vs nginx sidecar ({speed}) (from server CPU per RPC)"
-                    ),
-                    cpu,
-                    ">= 2",
-                    Some(cpu >= 2.0),
-                    from_cpu(AUTHZ, SIDECAR),
-                );
-                let p99 = ratio(AUTHZ, SIDECAR, &|r| r.p99_us);
-                goal(
+                    AUTHZ,
+                    SIDECAR,
+                    &rps,
+                    Target::AtLeast(2.0),
+                ));
+                goals.push(ratio_goal(
                     format!("G8 p99, ours vs nginx sidecar ({speed})"),
-                    p99,
-                    "<= 0.5",
-                    Some(p99 <= 0.5),
-                    n.clone(),
-                );
-                let cpu = ratio(AUTHZ, SIDECAR, &|r| {
-                    r.server_cpu_us_per_rpc.unwrap_or(f64::NAN)
-                });
-                goal(
+                    ratio(AUTHZ, SIDECAR, &|r| r.p99_us),
+                    Target::AtMost(0.5),
+                    note(AUTHZ, SIDECAR),
+                ));
+                goals.push(ratio_goal(
                     format!("G8 server CPU per RPC, ours vs nginx + echo ({speed})"),
-                    cpu,
-                    "(reported)",
-                    None,
-                    n,
-                );
+                    ratio(AUTHZ, SIDECAR, &|r| {
+                        r.server_cpu_us_per_rpc.unwrap_or(f64::NAN)
+                    }),
+                    Target::Reported,
+                    note(AUTHZ, SIDECAR),
+                ));
             }
         } else {
-            let bytes = ratio(AUTHZ, PLAIN, &|r| r.bytes_per_sec);
-            goal(
-                format!("G7 64 KiB throughput, mTLS+authz vs plaintext ({speed})"),
-                bytes,
-                ">= 0.85",
-                Some(bytes >= 0.85),
-                note(AUTHZ, PLAIN),
-            );
             // Same payload in both arms: the throughput ratio is the RPS ratio.
-            let cpu = projected(AUTHZ, PLAIN);
-            goal(
-                format!(
-                    "G7 64 KiB throughput, mTLS+authz vs plaintext ({speed}) (from server CPU per RPC)"
-                ),
-                cpu,
-                ">= 0.85",
-                Some(cpu >= 0.85),
-                from_cpu(AUTHZ, PLAIN),
-            );
+            goals.extend(timed_and_projected(
+                format!("G7 64 KiB throughput, mTLS+authz vs plaintext ({speed})"),
+                AUTHZ,
+                PLAIN,
+                &|r| r.bytes_per_sec,
+                Target::AtLeast(0.85),
+            ));
         }
     }
 
@@ -1291,8 +1259,7 @@ fn render(
         name: "G3 in-memory full handshake, crypto limit / server cost".to_owned(),
         measured: efficiency,
         unit: "x",
-        target: ">= 0.70",
-        met: Some(efficiency >= 0.70),
+        target: Target::AtLeast(0.70),
         note: "one core, no sockets".to_owned(),
     });
     if let Some((full_rate, note)) = churn_full_rate {
@@ -1302,8 +1269,7 @@ fn render(
             name: "G3 connect + 1 RPC + close vs the 2-core crypto limit".to_owned(),
             measured: e2e,
             unit: "x",
-            target: ">= 0.45",
-            met: Some(e2e >= 0.45),
+            target: Target::AtLeast(0.45),
             note,
         });
     }
@@ -1339,8 +1305,7 @@ fn render(
         name: "G6 extra server memory per idle mTLS connection".to_owned(),
         measured: extra,
         unit: " KiB",
-        target: "<= 12 KiB",
-        met: Some(extra <= 12.0),
+        target: Target::AtMost(12.0),
         note: String::new(),
     });
 
@@ -1349,7 +1314,7 @@ fn render(
         "## Goals\n\n| goal | measured | target | | where, and who set the pace |\n|---|---|---|---|---|"
     );
     for g in goals {
-        let verdict = match g.met {
+        let verdict = match g.target.met(g.measured) {
             Some(true) => "met",
             Some(false) => "MISSED",
             None => "",
@@ -1357,7 +1322,11 @@ fn render(
         let _ = writeln!(
             out,
             "| {} | {:.3}{} | {} | {verdict} | {} |",
-            g.name, g.measured, g.unit, g.target, g.note
+            g.name,
+            g.measured,
+            g.unit,
+            g.target.describe(if g.unit == "x" { "" } else { g.unit }),
+            g.note
         );
     }
     for (goal, why) in [
