@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use zt_proto::format_cents;
+
 /// A completed transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
@@ -115,14 +117,6 @@ impl BookError {
     pub fn storage(err: sqlx::Error) -> Self {
         Self::Storage(Arc::new(err))
     }
-}
-
-/// Cents as money, the way the project shows amounts to people: `$12.50`, `-$0.05` (no
-/// thousands separator; the same as the payments client's `format_cents`).
-pub fn format_cents(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}${}.{:02}", abs / 100, abs % 100)
 }
 
 /// Largest single transfer: 10 million units of currency.

@@ -272,16 +272,10 @@ pub fn parse_amount(text: &str) -> Result<i64, String> {
         .ok_or_else(bad)
 }
 
-/// Formats cents as `$12.50`.
-pub fn format_cents(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}${}.{:02}", abs / 100, abs % 100)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zt_proto::format_cents;
 
     #[test]
     fn amounts_parse_exactly() {

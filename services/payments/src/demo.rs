@@ -6,7 +6,7 @@ use tonic::Code;
 use zt_proto::ledger::v1 as pb;
 
 use crate::client::Ledger;
-use crate::config::format_cents;
+use zt_proto::format_cents;
 
 /// One step's outcome, as printed.
 #[derive(Debug, Clone, PartialEq, Eq)]

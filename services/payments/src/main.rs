@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use payments::config::{Role, format_cents};
+use payments::config::Role;
 use payments::{Command, Config, Ledger, demo};
+use zt_proto::format_cents;
 use zt_proto::ledger::v1 as pb;
 use zt_reload::Reloader;
 
